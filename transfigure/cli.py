@@ -1,0 +1,189 @@
+"""The ``transfigure`` command line: one Click group, global options, exit codes.
+
+Commands live in ``transfigure/commands/`` and are imported only when used, so ``--help`` and
+quick commands stay fast. The CLI is thin: parse, build a config, call the library, print the
+paths written on stdout; all else goes to stderr through one rich console.
+
+Exit codes: 0 success, 1 some inputs failed or a fatal error, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from transfigure import __version__
+from transfigure.cli_support import AppState
+from transfigure.progress import make_console
+from transfigure.runtime import DEVICES, PRECISIONS, seed_everything
+
+EXIT_INTERRUPTED = 130
+
+# name -> "module:attribute"; each module is one command (or group).
+COMMANDS: dict[str, str] = {
+    "train": "transfigure.commands.train:train",
+    "sample": "transfigure.commands.sample:sample",
+    "translate": "transfigure.commands.translate:translate",
+    "stylize": "transfigure.commands.stylize:stylize",
+    "evaluate": "transfigure.commands.evaluate:evaluate",
+    "models": "transfigure.commands.models:models",
+    "datasets": "transfigure.commands.datasets:datasets",
+    "demo": "transfigure.commands.demo:demo",
+}
+
+SUMMARIES: dict[str, str] = {
+    "train": "Train a GAN (dcgan, wgan-gp, cgan) or a CycleGAN.",
+    "sample": "Generate images from a trained GAN generator.",
+    "translate": "Translate photos with a CycleGAN generator.",
+    "stylize": "Stylize photos with neural style transfer.",
+    "evaluate": "Score generated images against real ones (FID, KID).",
+    "models": "List, download and import pretrained models.",
+    "datasets": "List and download the reference datasets.",
+    "demo": "Run the whole toolkit offline on generated data.",
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Library errors that are the user's input, not our bug: shown without a traceback."""
+    errors: list[type[BaseException]] = []
+    for module, name in (
+        ("transfigure.images", "ImageError"),
+        ("transfigure.checkpoint", "ModelFileError"),
+        ("transfigure.download", "DownloadError"),
+    ):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+def _not_available(name: str) -> click.Command:
+    def run() -> None:
+        raise click.ClickException(f"'transfigure {name}' is not available yet in this version")
+
+    return click.Command(
+        name,
+        callback=run,
+        help=f"{SUMMARIES.get(name, '')} (Not available yet in this version.)",
+        short_help=f"{SUMMARIES.get(name, '')} (not available yet)",
+    )
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use.
+
+    ``lazy`` maps a command name to ``"module:attribute"``. A module that does not exist yet
+    gives a command that says so plainly, with working ``--help``.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        lazy: dict[str, str] | None = None,
+        summaries: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+        self.summaries = dict(summaries or {})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Known summaries avoid importing every command (and torch's heavier parts) for --help.
+        rows = []
+        for name in self.list_commands(ctx):
+            summary = self.summaries.get(name)
+            if summary is None:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                summary = command.get_short_help_str(limit=formatter.width - 20)
+            rows.append((name, summary))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            command = _not_available(cmd_name)
+        else:
+            command = getattr(module, attribute)
+        self.commands[cmd_name] = command
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Files are written atomically, so nothing half-written stays behind.
+            make_console().print("[yellow]interrupted[/yellow]")
+            ctx.exit(EXIT_INTERRUPTED)
+        except click.exceptions.Exit:
+            raise
+        except Exception as exc:
+            if isinstance(exc, _user_errors()):
+                raise click.ClickException(str(exc)) from exc
+            raise
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    summaries=SUMMARIES,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES, case_sensitive=False),
+    default="auto",
+    show_default=True,
+    envvar="TRANSFIGURE_DEVICE",
+    help="Where to compute: auto picks CUDA, then Apple MPS, then the CPU.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="Mixed precision for the heavy work (bf16 is fast on recent CPUs and GPUs).",
+)
+@click.option("--seed", type=int, default=None, help="Seed every random generator.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or logs; errors still shown.")
+@click.version_option(__version__, "--version", prog_name="transfigure")
+@click.pass_context
+def main(ctx: click.Context, device: str, precision: str, seed: int | None, quiet: bool) -> None:
+    """transfigure: image-to-image translation with GANs, CycleGAN and neural style transfer.
+
+    Results (paths written) go to stdout; progress and logs go to stderr.
+    """
+    state = AppState(
+        device_name=device.lower(),
+        precision=precision,
+        seed=seed,
+        quiet=quiet,
+        console=make_console(quiet=quiet),
+    )
+    ctx.obj = state
+    # Resolve now, so that an unavailable device is a usage error before any work starts.
+    _ = state.device
+    if seed is not None:
+        seed_everything(seed)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
