@@ -179,12 +179,9 @@ class RichRenderer:
                 event.task, total=event.total, unit=event.unit, metrics=event.metrics
             )
             self._tasks[event.task] = task_id
+        fields = {"metrics": event.metrics} if event.metrics else {}  # keep the last ones shown
         self._progress.update(
-            task_id,
-            completed=event.completed,
-            total=event.total,
-            unit=event.unit,
-            metrics=event.metrics,
+            task_id, completed=event.completed, total=event.total, unit=event.unit, **fields
         )
         if event.done:
             total = event.total if event.total is not None else event.completed

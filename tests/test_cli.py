@@ -1,0 +1,138 @@
+"""The command line: global options, help for every command, exit codes, stdout discipline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+import torch
+
+from transfigure import __version__
+from transfigure.cli import COMMANDS, main
+from transfigure.cli_support import PartialFailure, pass_state
+
+
+def test_version(runner):
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_help(runner, name):
+    result = runner.invoke(main, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output and name in result.output
+
+
+def test_group_help_lists_every_command(runner):
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output
+    for option in ("--device", "--precision", "--seed", "--quiet", "--version"):
+        assert option in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_a_usage_error(runner):
+    result = runner.invoke(main, ["--device", "cuda", "datasets", "list"])
+    assert result.exit_code == 2
+    assert "no CUDA device" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_bad_option_value_is_a_usage_error(runner):
+    result = runner.invoke(main, ["--precision", "fp8", "train", "--help"])
+    assert result.exit_code == 2
+    assert "fp8" in result.stderr
+
+
+# Throw-away commands exercise the exit-code mapping of the group itself.
+@main.command("_test_ok", hidden=True)
+@pass_state
+def _ok(state):
+    state.info("a log line")
+    state.echo_result("out/a.png")
+
+
+@main.command("_test_partial", hidden=True)
+@pass_state
+def _partial(state):
+    state.error("bad.jpg: not an image")
+    state.echo_result("out/good.png")
+    raise PartialFailure(1, 2)
+
+
+@main.command("_test_interrupt", hidden=True)
+def _interrupt():
+    raise KeyboardInterrupt
+
+
+@main.command("_test_image_error", hidden=True)
+def _image_error():
+    from transfigure.images import ImageError
+
+    raise ImageError("photo.jpg", "truncated file")
+
+
+@main.command("_test_state", hidden=True)
+@click.pass_context
+def _state(ctx):
+    state = ctx.obj
+    click.echo(f"{state.device.type} {state.precision} {state.seed} {state.quiet}")
+
+
+def test_stdout_carries_only_results(runner):
+    result = runner.invoke(main, ["_test_ok"])
+    assert result.exit_code == 0
+    assert result.stdout == "out/a.png\n"
+    assert "a log line" in result.stderr
+
+
+def test_quiet_silences_logs_but_not_errors(runner):
+    result = runner.invoke(main, ["--quiet", "_test_ok"])
+    assert result.exit_code == 0 and result.stderr == ""
+    result = runner.invoke(main, ["-q", "_test_partial"])
+    assert "bad.jpg: not an image" in result.stderr
+
+
+def test_partial_failure_exits_1_after_writing_the_rest(runner):
+    result = runner.invoke(main, ["_test_partial"])
+    assert result.exit_code == 1
+    assert result.stdout == "out/good.png\n"
+    assert "bad.jpg" in result.stderr and "1 of 2 input(s) failed" in result.stderr
+
+
+def test_interrupt_exits_130(runner):
+    result = runner.invoke(main, ["_test_interrupt"])
+    assert result.exit_code == 130
+
+
+def test_library_input_errors_are_messages_not_tracebacks(runner):
+    pytest.importorskip("transfigure.images")
+    result = runner.invoke(main, ["_test_image_error"])
+    assert result.exit_code == 1
+    assert "photo.jpg: truncated file" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_global_options_reach_commands(runner):
+    result = runner.invoke(
+        main, ["--device", "cpu", "--precision", "bf16", "--seed", "3", "_test_state"]
+    )
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "cpu bf16 3 False"
+
+
+def test_python_dash_m_entry_point():
+    completed = subprocess.run(
+        [sys.executable, "-m", "transfigure", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0
+    assert __version__ in completed.stdout
