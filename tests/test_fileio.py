@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -26,6 +28,14 @@ def test_failed_write_keeps_previous_file(tmp_path, error):
         raise error()
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    with atomic_write(tmp_path / "f.txt", "w") as handle:
+        handle.write("x")
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~mask
 
 
 def test_atomic_path_keeps_suffix_for_format_detection(tmp_path):

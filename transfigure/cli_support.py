@@ -9,6 +9,7 @@ from typing import Any
 import click
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from transfigure.progress import NullRenderer, RichRenderer, make_console, make_renderer
 from transfigure.runtime import DeviceUnavailableError, resolve_device
@@ -70,7 +71,8 @@ class AppState:
     def error(self, message: str) -> None:
         """Name a failed input on stderr (shown even under ``--quiet``)."""
         console = make_console(quiet=False) if self.quiet else self.console
-        console.print(f"[red]error:[/red] {message}")
+        # File names are not markup, and a path must stay on one line (soft_wrap: no breaks).
+        console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
 
 
 pass_state = click.make_pass_decorator(AppState, ensure=True)

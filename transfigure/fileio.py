@@ -17,6 +17,16 @@ from typing import IO, Any
 __all__ = ["append_jsonl", "atomic_path", "atomic_write", "write_json"]
 
 
+def _umask_file_mode() -> int:
+    # mkstemp creates 0600 files; finished files should get the usual permissions instead.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _umask_file_mode()
+
+
 def _fsync_dir(folder: Path) -> None:
     # Make the rename itself durable; not every platform lets a folder be opened.
     try:
@@ -51,6 +61,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, _FILE_MODE)
     try:
         yield tmp
         with open(tmp, "rb") as handle:
