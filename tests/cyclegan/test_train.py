@@ -277,6 +277,8 @@ def test_cli_trains_resumes_and_lists_models(seasons_root, tmp_path, runner):
     ]
     for name in ("config.json", "checkpoints/latest.pt", "samples/epoch_001.png", "losses.png"):
         assert (out / name).is_file(), name
+    page = (out / "index.html").read_text()
+    assert 'src="samples/epoch_001.png"' in page and 'src="losses.png"' in page
     config = json.loads((out / "config.json").read_text())["train"]
     assert (config["ngf"], config["n_epochs"], config["n_epochs_decay"]) == (4, 1, 0)
     assert config["max_dataset_size"] == 3

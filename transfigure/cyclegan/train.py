@@ -73,6 +73,7 @@ from transfigure.datasets.transforms import PREPROCESS_MODES, eval_transform, tr
 from transfigure.fileio import append_jsonl, atomic_path, write_json
 from transfigure.images import ImageError, list_images, load_array, save_grid
 from transfigure.progress import Event
+from transfigure.report import write_run_report
 
 __all__ = [
     "LOSS_TERMS",
@@ -970,6 +971,7 @@ def train(
                 if config.checkpoint_every and epoch % config.checkpoint_every == 0:
                     checkpoint(epoch, 0, ckpt_dir / f"epoch_{epoch:03d}.pt")
                 _write_losses_plot(metrics_path, run_dir / "losses.png")
+                write_run_report(run_dir, title=f"CycleGAN run {run_dir.name}")
             runtime.barrier()
             summary = "  ".join(f"{k} {epoch_means[k]:.3f}" for k in LOSS_TERMS if k in epoch_means)
             emit(
