@@ -1,0 +1,120 @@
+"""Two-process (gloo, CPU) training: ranks stay in sync and only rank 0 writes the run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tests.gan.helpers import shapes, tiny
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CASES = {
+    "dcgan": ("dcgan", {}),
+    # conditional critic with the gradient penalty: double backward through DDP
+    "cgan-wgan-gp": (
+        "cgan",
+        {
+            "loss": "wasserstein",
+            "gp_weight": 10.0,
+            "n_critic": 2,
+            "betas": (0.0, 0.9),
+            "discriminator": {"norm": "layer"},
+        },
+    ),
+}
+
+
+def _worker(rank: int, world: int, port: int, root: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    from transfigure import runtime
+
+    runtime.init_distributed(torch.device("cpu"))
+    try:
+        for case, (name, overrides) in CASES.items():
+            out = os.path.join(root, case)
+            if rank == 0:
+                os.makedirs(out)
+            runtime.barrier()
+            _case(rank, out, name, overrides)
+    finally:
+        runtime.cleanup_distributed()
+
+
+def _case(rank: int, out: str, name: str, overrides: dict) -> None:
+    from transfigure.gan.train import GANTrainer, train
+
+    # 1. the step itself under DDP: after a few steps every rank holds the same weights
+    torch.manual_seed(0)
+    cfg = tiny(name, **overrides).for_data(image_size=16, channels=3, n_classes=4)
+    trainer = GANTrainer(cfg)
+    torch.manual_seed(100 + rank)  # each rank sees different data and noise
+    for _ in range(3):
+        trainer.train_step(torch.rand(8, 3, 16, 16) * 2 - 1, torch.randint(0, 4, (8,)))
+    torch.save(
+        {"g": trainer.generator.state_dict(), "d": trainer.discriminator.state_dict()},
+        os.path.join(out, f"rank{rank}.pt"),
+    )
+    # 2. a whole run writing one folder
+    events = []
+    result = train(
+        tiny(name, **overrides),
+        shapes(64),
+        os.path.join(out, "run"),
+        preset=name,
+        callback=events.append,
+    )
+    with open(os.path.join(out, f"events{rank}.json"), "w") as f:
+        json.dump({"events": len(events), "steps": result.steps}, f)
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(2, _free_port(), str(root)), nprocs=2, join=True)
+    return root
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_process_gloo_run(two_process_runs, case):
+    tmp_path = two_process_runs / case
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for net in ("g", "d"):
+        for key in a[net]:
+            if "running" in key or "num_batches" in key:
+                continue  # buffers are per rank by design (broadcast_buffers=False)
+            torch.testing.assert_close(a[net][key], b[net][key], rtol=0, atol=0, msg=key)
+    assert not torch.equal(a["g"]["net.1.running_mean"], b["g"]["net.1.running_mean"])
+
+    run = tmp_path / "run"
+    # 64 images, 2 ranks, batch 8 → 4 steps per epoch and rank; 2 epochs
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [3, 4, 6, 8]  # written once, not once per rank
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert (run / "generator.safetensors").is_file() and (run / "checkpoints/latest.pt").is_file()
+    leftovers = [p for p in run.rglob("*") if p.name.startswith(".")]
+    assert leftovers == []  # no temp files from concurrent writers
+    ev0 = json.loads((tmp_path / "events0.json").read_text())
+    ev1 = json.loads((tmp_path / "events1.json").read_text())
+    assert ev0["steps"] == ev1["steps"] == 8
+    assert ev0["events"] > 0 and ev1["events"] == 0  # only rank 0 reports progress
+    state = torch.load(run / "checkpoints/latest.pt", weights_only=True)
+    assert state["world_size"] == 2 and len(state["rng"]) == 2

@@ -1,0 +1,166 @@
+"""DCGAN generator / discriminator / critic: shapes, conditioning, initialisation."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from transfigure.gan.networks import (
+    SUPPORTED_IMAGE_SIZES,
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+    init_dcgan_weights,
+)
+
+COMBOS = list(itertools.product(SUPPORTED_IMAGE_SIZES, (1, 3), (0, 3), ("transpose", "nearest")))
+
+
+@pytest.mark.parametrize(("size", "channels", "n_classes", "upsample"), COMBOS)
+def test_generator_and_discriminator_shapes(size, channels, n_classes, upsample):
+    torch.manual_seed(0)
+    # width 2 keeps the 128/256-pixel cases cheap
+    g = Generator(
+        GeneratorConfig(
+            latent_dim=8,
+            image_size=size,
+            channels=channels,
+            width=2,
+            n_classes=n_classes,
+            upsample=upsample,
+        )
+    )
+    labels = torch.tensor([0, n_classes - 1]) if n_classes else None
+    x = g(torch.randn(2, 8), labels)
+    assert x.shape == (2, channels, size, size)
+    assert x.min() >= -1.0 and x.max() <= 1.0  # tanh output
+    for norm in ("batch", "layer"):
+        d = Discriminator(
+            DiscriminatorConfig(
+                image_size=size, channels=channels, width=2, n_classes=n_classes, norm=norm
+            )
+        )
+        out = d(x, labels)
+        assert out.shape == (2,)
+        assert torch.isfinite(out).all()
+
+
+def test_dcgan_64_matches_the_reference_architecture():
+    # pytorch/examples dcgan at nz=100, ngf=ndf=64, nc=3 has these parameter counts
+    # (our discriminator's final conv adds one bias because it emits logits for BCEWithLogits)
+    g = Generator(GeneratorConfig())
+    d = Discriminator(DiscriminatorConfig())
+    assert sum(p.numel() for p in g.parameters()) == 3_576_704
+    assert sum(p.numel() for p in d.parameters()) == 2_765_568 + 1
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.out_channels for c in convs] == [512, 256, 128, 64, 3]
+
+
+def test_nearest_upsampling_uses_no_transposed_convolution_after_projection():
+    g = Generator(GeneratorConfig(image_size=32, width=4, upsample="nearest"))
+    convt = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    ups = [m for m in g.modules() if isinstance(m, torch.nn.Upsample)]
+    assert len(convt) == 1  # only the 1×1 → 4×4 projection
+    assert len(ups) == 3  # 4 → 8 → 16 → 32
+
+
+def test_init_is_normal_0_02():
+    g = Generator(GeneratorConfig(), generator=torch.Generator().manual_seed(1))
+    d = Discriminator(DiscriminatorConfig(), generator=torch.Generator().manual_seed(2))
+    for net in (g, d):
+        w = torch.cat(
+            [
+                m.weight.flatten()
+                for m in net.modules()
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+            ]
+        )
+        assert w.mean().item() == pytest.approx(0.0, abs=5e-4)
+        assert w.std().item() == pytest.approx(0.02, rel=0.01)
+        bn = torch.cat([m.weight for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+        assert bn.mean().item() == pytest.approx(1.0, abs=5e-3)
+        assert bn.std().item() == pytest.approx(0.02, rel=0.15)
+        biases = [m.bias for m in net.modules() if getattr(m, "bias", None) is not None]
+        assert all(torch.count_nonzero(b) == 0 for b in biases)
+
+
+def test_init_is_reproducible_with_a_generator():
+    cfg = GeneratorConfig(image_size=16, width=4)
+    a = Generator(cfg, generator=torch.Generator().manual_seed(7)).state_dict()
+    b = Generator(cfg, generator=torch.Generator().manual_seed(7)).state_dict()
+    c = Generator(cfg, generator=torch.Generator().manual_seed(8)).state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert not torch.equal(a["net.0.weight"], c["net.0.weight"])
+
+
+def test_init_dcgan_weights_covers_layer_and_instance_norm():
+    d = Discriminator(DiscriminatorConfig(image_size=16, width=8, norm="instance"))
+    init_dcgan_weights(d, std=0.5, generator=torch.Generator().manual_seed(0))
+    inorm = [m for m in d.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    assert inorm and inorm[0].weight.std().item() > 0.1  # re-drawn with the larger std
+
+
+def test_label_changes_the_generated_image_and_the_score():
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(latent_dim=8, image_size=16, width=4, n_classes=4)).eval()
+    d = Discriminator(DiscriminatorConfig(image_size=16, width=4, n_classes=4, norm="none"))
+    z = torch.randn(1, 8).expand(2, 8)
+    x = g(z, torch.tensor([0, 1]))
+    assert not torch.allclose(x[0], x[1])
+    s = d(x[:1].expand(2, -1, -1, -1), torch.tensor([0, 3]))
+    assert not torch.allclose(s[0], s[1])
+
+
+@pytest.mark.parametrize("norm", ["layer", "instance", "none"])
+def test_critic_scores_samples_independently(norm):
+    # the gradient penalty needs per-sample gradients: no cross-sample coupling (no batch norm)
+    torch.manual_seed(0)
+    d = Discriminator(DiscriminatorConfig(image_size=16, channels=1, width=4, norm=norm))
+    x = torch.randn(5, 1, 16, 16)
+    torch.testing.assert_close(d(x)[:2], d(x[:2]))
+
+
+def test_batch_norm_discriminator_couples_samples():
+    torch.manual_seed(0)
+    d = Discriminator(DiscriminatorConfig(image_size=16, channels=1, width=4, norm="batch"))
+    x = torch.randn(5, 1, 16, 16)
+    assert not torch.allclose(d(x)[:2], d(x[:2]))
+
+
+def test_dropout_layers_present_when_asked():
+    d = Discriminator(DiscriminatorConfig(image_size=32, width=4, dropout=0.3))
+    assert sum(isinstance(m, torch.nn.Dropout) for m in d.modules()) == 3
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (GeneratorConfig, {"image_size": 48}, "image_size"),
+        (GeneratorConfig, {"channels": 2}, "channels"),
+        (GeneratorConfig, {"upsample": "bilinear"}, "upsample"),
+        (GeneratorConfig, {"latent_dim": 0}, "latent_dim"),
+        (DiscriminatorConfig, {"norm": "spectral"}, "norm"),
+        (DiscriminatorConfig, {"dropout": 1.0}, "dropout"),
+        (DiscriminatorConfig, {"n_classes": -1}, "n_classes"),
+    ],
+)
+def test_bad_configs_are_rejected(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+def test_bad_inputs_are_rejected():
+    g = Generator(GeneratorConfig(latent_dim=8, image_size=16, width=2, n_classes=3))
+    with pytest.raises(ValueError, match="pass labels"):
+        g(torch.randn(2, 8))
+    with pytest.raises(ValueError, match="shape"):
+        g(torch.randn(2, 9), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="integer"):
+        g(torch.randn(2, 8), torch.tensor([0.0, 1.0]))
+    d = Discriminator(DiscriminatorConfig(image_size=16, channels=3, width=2))
+    with pytest.raises(ValueError, match="shape"):
+        d(torch.randn(2, 1, 16, 16))

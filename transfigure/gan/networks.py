@@ -1,0 +1,279 @@
+"""DCGAN generator, discriminator and WGAN critic, optionally conditioned on a class label.
+
+The architecture follows Radford et al. (2015): the generator projects the latent vector to a
+small feature map (4×4, or 7×7 for 28-pixel images) and doubles its resolution with strided
+transposed convolutions (batch norm + ReLU, ``tanh`` output); the discriminator mirrors it with
+strided convolutions (LeakyReLU(0.2), batch norm everywhere but the input layer) and ends in one
+logit. A WGAN critic is the same discriminator with ``norm`` other than ``"batch"`` — batch norm
+couples the samples of a batch, which breaks the per-sample gradient penalty (Gulrajani et al.
+2017, §4). Conditioning follows Mirza & Osindero (2014): a one-hot label is concatenated to the
+latent vector in G and broadcast as extra image channels in D.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "SUPPORTED_IMAGE_SIZES",
+    "UPSAMPLE_MODES",
+    "NORMS",
+    "GeneratorConfig",
+    "DiscriminatorConfig",
+    "Generator",
+    "Discriminator",
+    "init_dcgan_weights",
+]
+
+SUPPORTED_IMAGE_SIZES = (16, 28, 32, 64, 128, 256)
+UPSAMPLE_MODES = ("transpose", "nearest")
+NORMS = ("batch", "layer", "instance", "none")
+
+
+def _resolution_plan(image_size: int) -> tuple[int, int]:
+    """``(base, n)``: the first feature map is ``base``×``base``, then doubled ``n`` times."""
+    if image_size not in SUPPORTED_IMAGE_SIZES:
+        raise ValueError(
+            f"image_size must be one of {', '.join(map(str, SUPPORTED_IMAGE_SIZES))}, "
+            f"got {image_size}"
+        )
+    if image_size == 28:  # MNIST-like data: 7 → 14 → 28
+        return 7, 2
+    return 4, int(math.log2(image_size)) - 2
+
+
+def _check_common(image_size: int, channels: int, width: int, n_classes: int) -> None:
+    _resolution_plan(image_size)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if width < 1:
+        raise ValueError(f"width must be positive, got {width}")
+    if n_classes < 0:
+        raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {n_classes}")
+
+
+@dataclass
+class GeneratorConfig:
+    """Architecture of the DCGAN generator; stored in every generator model file.
+
+    Attributes:
+        latent_dim: length of the latent vector z ~ N(0, I).
+        image_size: output side in pixels, one of ``SUPPORTED_IMAGE_SIZES``.
+        channels: output channels, 1 (grayscale) or 3 (RGB).
+        width: feature maps of the last hidden layer (``ngf`` in the DCGAN code); layers nearer
+            the latent vector have ``width × 2^k`` maps, capped at ``width × max_width_multiplier``.
+        n_classes: number of class labels for a conditional GAN; 0 = unconditional.
+        upsample: ``"transpose"`` (strided transposed convolution, as in the paper) or
+            ``"nearest"`` (nearest upsampling then a 3×3 convolution, which avoids checkerboard
+            artefacts; Odena et al. 2016).
+        max_width_multiplier: cap on the width multiplier so 128/256-pixel models stay sane.
+    """
+
+    latent_dim: int = 100
+    image_size: int = 64
+    channels: int = 3
+    width: int = 64
+    n_classes: int = 0
+    upsample: str = "transpose"
+    max_width_multiplier: int = 8
+
+    def __post_init__(self) -> None:
+        _check_common(self.image_size, self.channels, self.width, self.n_classes)
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        if self.max_width_multiplier < 1:
+            raise ValueError("max_width_multiplier must be >= 1")
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Architecture of the DCGAN discriminator / WGAN critic; stored in its model file.
+
+    Attributes:
+        image_size: input side in pixels, one of ``SUPPORTED_IMAGE_SIZES``.
+        channels: input channels, 1 or 3.
+        width: feature maps of the first layer (``ndf``); doubled per layer up to
+            ``width × max_width_multiplier``.
+        n_classes: number of class labels for a conditional GAN; 0 = unconditional.
+        norm: ``"batch"`` (DCGAN discriminator) or, for a WGAN-GP critic, ``"layer"``,
+            ``"instance"`` or ``"none"``. Never applied to the input layer.
+        dropout: dropout probability after each hidden LeakyReLU (0 = none).
+        max_width_multiplier: cap on the width multiplier.
+    """
+
+    image_size: int = 64
+    channels: int = 3
+    width: int = 64
+    n_classes: int = 0
+    norm: str = "batch"
+    dropout: float = 0.0
+    max_width_multiplier: int = 8
+
+    def __post_init__(self) -> None:
+        _check_common(self.image_size, self.channels, self.width, self.n_classes)
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.max_width_multiplier < 1:
+            raise ValueError("max_width_multiplier must be >= 1")
+
+
+def init_dcgan_weights(
+    module: nn.Module, *, std: float = 0.02, generator: torch.Generator | None = None
+) -> nn.Module:
+    """Initialise weights as in DCGAN: convolutions ~ N(0, std), norm scales ~ N(1, std), biases 0.
+
+    Args:
+        module: the network; every sub-module is visited.
+        std: standard deviation (0.02 in the paper).
+        generator: optional ``torch.Generator`` for reproducible initialisation.
+
+    Returns:
+        ``module``, initialised in place.
+    """
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                m.weight.normal_(0.0, std, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)):
+                if m.weight is not None:
+                    m.weight.normal_(1.0, std, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+    return module
+
+
+def _one_hot(labels: Tensor | None, n_classes: int, batch: int, like: Tensor) -> Tensor:
+    if labels is None:
+        raise ValueError(f"this network is conditioned on {n_classes} classes: pass labels")
+    if labels.shape != (batch,):
+        raise ValueError(f"labels must have shape ({batch},), got {tuple(labels.shape)}")
+    if labels.dtype.is_floating_point:
+        raise ValueError("labels must be integer class indices")
+    return F.one_hot(labels.long(), n_classes).to(dtype=like.dtype)
+
+
+class Generator(nn.Module):
+    """DCGAN generator: ``z`` (and optionally a label) → image in [-1, 1].
+
+    Args:
+        config: the architecture.
+        generator: optional ``torch.Generator`` for the N(0, 0.02) initialisation.
+
+    Shapes:
+        ``forward(z, labels)``: z ``(B, latent_dim)``, labels ``(B,)`` int64 in
+        ``[0, n_classes)`` (required iff ``n_classes > 0``) → ``(B, channels, S, S)`` in [-1, 1].
+    """
+
+    def __init__(self, config: GeneratorConfig, *, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        base, n = _resolution_plan(config.image_size)
+        cap = config.max_width_multiplier
+        # feature maps at the j-th resolution (j = 0 is base×base, j = n is the image)
+        widths = [config.width * min(2 ** (n - 1 - j), cap) for j in range(n)]
+        in_ch = config.latent_dim + config.n_classes
+        layers: list[nn.Module] = [
+            # a 1×1 → base×base transposed convolution is the paper's projection + reshape
+            nn.ConvTranspose2d(in_ch, widths[0], base, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
+        for j in range(1, n):
+            layers += [
+                self._up(widths[j - 1], widths[j], config.upsample),
+                nn.BatchNorm2d(widths[j]),
+                nn.ReLU(True),
+            ]
+        layers += [self._up(widths[-1], config.channels, config.upsample), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self, generator=generator)
+
+    @staticmethod
+    def _up(c_in: int, c_out: int, mode: str) -> nn.Module:
+        if mode == "transpose":
+            return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)
+        )
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        cfg = self.config
+        if z.ndim != 2 or z.shape[1] != cfg.latent_dim:
+            raise ValueError(f"z must have shape (B, {cfg.latent_dim}), got {tuple(z.shape)}")
+        if cfg.n_classes:
+            z = torch.cat([z, _one_hot(labels, cfg.n_classes, z.shape[0], z)], dim=1)
+        return self.net(z[:, :, None, None])  # (B, latent [+ K], 1, 1) → (B, C, S, S)
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator or WGAN critic: image (and optionally a label) → one logit / score.
+
+    Args:
+        config: the architecture; ``norm="batch"`` gives the DCGAN discriminator, anything else
+            a critic suitable for the gradient penalty.
+        generator: optional ``torch.Generator`` for the N(0, 0.02) initialisation.
+
+    Shapes:
+        ``forward(x, labels)``: x ``(B, channels, S, S)`` in [-1, 1], labels ``(B,)`` int64
+        (required iff ``n_classes > 0``) → ``(B,)`` unbounded logits (no sigmoid).
+    """
+
+    def __init__(self, config: DiscriminatorConfig, *, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        base, n = _resolution_plan(config.image_size)
+        cap = config.max_width_multiplier
+        widths = [config.width * min(2**j, cap) for j in range(n)]
+        bias = config.norm == "none"  # a following norm layer makes a conv bias redundant
+        layers: list[nn.Module] = [
+            nn.Conv2d(config.channels + config.n_classes, widths[0], 4, 2, 1, bias=bias),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        if config.dropout:
+            layers.append(nn.Dropout(config.dropout))
+        for j in range(1, n):
+            layers.append(nn.Conv2d(widths[j - 1], widths[j], 4, 2, 1, bias=bias))
+            norm = self._norm(config.norm, widths[j])
+            if norm is not None:
+                layers.append(norm)
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            if config.dropout:
+                layers.append(nn.Dropout(config.dropout))
+        layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0))  # base×base → 1×1 logit
+        self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self, generator=generator)
+
+    @staticmethod
+    def _norm(kind: str, channels: int) -> nn.Module | None:
+        if kind == "batch":
+            return nn.BatchNorm2d(channels)
+        if kind == "layer":
+            # layer norm over (C, H, W) with a per-channel affine, as in the WGAN-GP code
+            return nn.GroupNorm(1, channels)
+        if kind == "instance":
+            return nn.InstanceNorm2d(channels, affine=True)
+        return None
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        cfg = self.config
+        expected = (cfg.channels, cfg.image_size, cfg.image_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
+        if cfg.n_classes:
+            b, _, h, w = x.shape
+            onehot = _one_hot(labels, cfg.n_classes, b, x)
+            x = torch.cat([x, onehot[:, :, None, None].expand(b, cfg.n_classes, h, w)], dim=1)
+        return self.net(x).view(-1)  # (B, 1, 1, 1) → (B,)
