@@ -384,20 +384,14 @@ def write_run_report(run_dir: str | os.PathLike[str], *, title: str | None = Non
     """
     import json
 
+    from transfigure.plots import read_metrics
+
     run = Path(run_dir)
     report = Report(title or f"Training run {run.name}", subtitle=str(run))
 
-    metrics_path = run / "metrics.jsonl"
-    last: dict[str, Any] = {}
-    n_records = 0
-    if metrics_path.is_file():
-        for line in metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by an interrupted run
-            if isinstance(record, dict):
-                last, n_records = record, n_records + 1
+    records = read_metrics(run / "metrics.jsonl")
+    last = records[-1] if records else {}
+    n_records = len(records)
     if last:
         numbers = {k: v for k, v in last.items() if isinstance(v, (int, float))}
         report.section(

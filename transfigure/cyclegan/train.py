@@ -72,6 +72,7 @@ from transfigure.datasets.folders import UnpairedDataset
 from transfigure.datasets.transforms import PREPROCESS_MODES, eval_transform, train_transform
 from transfigure.fileio import append_jsonl, atomic_path, write_json
 from transfigure.images import ImageError, list_images, load_array, save_grid
+from transfigure.plots import plot_metrics
 from transfigure.progress import Event
 from transfigure.report import write_run_report
 
@@ -349,34 +350,15 @@ def load_run_config(
     return dataclasses.replace(cfg, **changes)
 
 
-def _write_losses_plot(metrics_path: Path, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    if not rows:
-        return
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    steps = [r["step"] for r in rows]
-    groups = (
-        ("adversarial", ("D_A", "G_A", "D_B", "G_B")),
-        ("cycle / identity", ("cycle_A", "cycle_B", "idt_A", "idt_B")),
-        ("gradient penalty / lr", ("gp_A", "gp_B", "lr")),
-    )
-    for ax, (title, names) in zip(axes, groups, strict=True):
-        for name in names:
-            if name in rows[0]:
-                ax.plot(steps, [r.get(name, math.nan) for r in rows], label=name)
-        ax.set_title(title)
-        ax.set_xlabel("iteration")
-        if ax.lines:
-            ax.legend()
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+CYCLEGAN_PANELS = (
+    ("adversarial", (("D_A", "D_A"), ("G_A", "G_A"), ("D_B", "D_B"), ("G_B", "G_B"))),
+    (
+        "cycle / identity",
+        (("cycle_A", "cycle_A"), ("cycle_B", "cycle_B"), ("idt_A", "idt_A"), ("idt_B", "idt_B")),
+    ),
+    ("gradient penalty", (("gp_A", "gp_A"), ("gp_B", "gp_B"))),
+    ("learning rate", (("lr", "lr"),)),
+)
 
 
 def _truncate_metrics(path: Path, global_step: int) -> None:
@@ -970,7 +952,7 @@ def train(
                 result.checkpoint = checkpoint(epoch, 0, latest)
                 if config.checkpoint_every and epoch % config.checkpoint_every == 0:
                     checkpoint(epoch, 0, ckpt_dir / f"epoch_{epoch:03d}.pt")
-                _write_losses_plot(metrics_path, run_dir / "losses.png")
+                plot_metrics(metrics_path, run_dir / "losses.png", CYCLEGAN_PANELS)
                 write_run_report(run_dir, title=f"CycleGAN run {run_dir.name}")
             runtime.barrier()
             summary = "  ".join(f"{k} {epoch_means[k]:.3f}" for k in LOSS_TERMS if k in epoch_means)
