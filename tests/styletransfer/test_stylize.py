@@ -252,3 +252,13 @@ def test_reduced_precision_follows_fp32(vgg, precision):
     )
     if precision == "fp16":
         assert 1.0 <= stylizer._grad_scale < 2.0**40
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_non_contiguous_content_is_accepted(vgg, optimizer):
+    # An image permuted from (H, W, 3), as numpy and PIL give it, has channel-last strides.
+    content = content_image(32, 32).permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    assert not content.is_contiguous()
+    cfg = small_config(size=32, scales=1, iterations=2, optimizer=optimizer)
+    result = stylize(content, [style_image()], cfg, vgg=vgg)
+    assert result.image.shape == (3, 32, 32)

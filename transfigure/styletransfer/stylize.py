@@ -444,7 +444,9 @@ class Stylizer:
                 pixels = F.interpolate(pixels, size=(h, w), mode="bicubic", align_corners=False)
                 pixels = pixels.clamp(0, 1)
             # A copy: the start may share storage with the caller's content tensor.
-            pixels = pixels.detach().clone().requires_grad_(True)
+            pixels = (
+                pixels.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+            )
             # departure: a fresh optimiser per scale (L-BFGS curvature pairs do not carry
             # over to a different number of pixels).
             optimizer = self._optimizer(pixels)
