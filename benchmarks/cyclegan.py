@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,8 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import cpu_name, peak_rss_mib  # noqa: E402 (benchmarks/ is the script folder)
 
 from transfigure import runtime  # noqa: E402
 from transfigure.cyclegan.networks import build_discriminator, build_generator  # noqa: E402
@@ -39,22 +39,6 @@ from transfigure.cyclegan.train import TrainConfig, _Nets, _train_step  # noqa: 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def bench_train(
@@ -111,10 +95,10 @@ def bench_train(
         step()
     _sync(device)
     elapsed = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_rss_mib()
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else peak_rss_mib()
     return {
         "benchmark": "cyclegan-train",
-        "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({_cpu_name()})",
+        "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({cpu_name()})",
         "threads": torch.get_num_threads(),
         "precision": precision,
         "netG": netG,
@@ -183,7 +167,7 @@ def bench_translate(
         elapsed = time.perf_counter() - start
         if report.failed:
             raise RuntimeError(f"benchmark images failed: {report.failed[:3]}")
-        peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_rss_mib()
+        peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else peak_rss_mib()
         # The generator alone, on the same number of images in the same batches.
         x = torch.rand(batch_size, 3, size, size, device=device) * 2 - 1
         n_batches = max(1, n_images // batch_size)
@@ -196,7 +180,7 @@ def bench_translate(
         network_rate = n_batches * batch_size / (time.perf_counter() - t0)
     return {
         "benchmark": "cyclegan-translate",
-        "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({_cpu_name()})",
+        "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({cpu_name()})",
         "threads": torch.get_num_threads(),
         "precision": precision,
         "netG": netG,

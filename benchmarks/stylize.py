@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import cpu_name, peak_rss_mib  # noqa: E402 (benchmarks/ is the script folder)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,21 +43,6 @@ from transfigure.styletransfer.stylize import (  # noqa: E402
 )
 
 SHARED_STYLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "style"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def _images(content: str | None, style: str | None) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -91,7 +75,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     stylizer = Stylizer([style], cfg, device=device, precision=spec["precision"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    base_rss = _peak_rss_mib()
+    base_rss = peak_rss_mib()
     cpu_marks: list[float] = []
     t0 = time.perf_counter()
     result = stylizer.stylize(
@@ -103,7 +87,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "wall_s": wall,
         "rss_before_mib": base_rss,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
         "height": result.image.shape[1],
         "width": result.image.shape[2],
     }
@@ -315,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     common = {"device": str(device), "content": args.content, "style": args.style}
     report: dict[str, Any] = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "images": pictures,

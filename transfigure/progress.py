@@ -116,7 +116,8 @@ class _MetricsColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         metrics = task.fields.get("metrics") or {}
         parts = [f"{k} {_fmt(v)}" for k, v in metrics.items()]
-        return Text("  ".join(parts), style="dim")
+        # One line, cut short on narrow consoles, rather than one metric per wrapped line.
+        return Text("  ".join(parts), style="dim", no_wrap=True, overflow="ellipsis")
 
 
 def _human_bytes(n: float) -> str:
