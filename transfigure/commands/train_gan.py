@@ -352,7 +352,8 @@ labelled shapes), or mnist, fashion-mnist, cifar10 (downloaded by torchvision wh
 The run folder gets config.json, checkpoints/latest.pt, samples/epoch_XXX.png, metrics.jsonl,
 losses.png, progress.gif and generator.safetensors (for 'transfigure sample'); stdout lists the
 run folder and the generator. --resume RUN_DIR continues exactly where the run stopped (a larger
---epochs extends it). Multi-process: torchrun --nproc-per-node N -m transfigure train ...
+--epochs extends it).
+Multi-process: torchrun --standalone --nproc-per-node N -m transfigure train ...
 """
 
 
