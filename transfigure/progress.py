@@ -6,11 +6,10 @@ Library loops (training, translation, stylization, downloads) never draw. They t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -26,6 +25,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from transfigure.events import Callback, Event
+
 __all__ = [
     "Callback",
     "Event",
@@ -35,32 +36,6 @@ __all__ = [
     "make_console",
     "make_renderer",
 ]
-
-
-@dataclass
-class Event:
-    """One step of progress in a long-running library call.
-
-    Attributes:
-        task: label of the bar this event advances ("epoch 3/10", "translate", "scale 2/3").
-        completed: units done so far in this task.
-        total: units in the task, or ``None`` when unknown.
-        unit: what a unit is ("it", "img", "B").
-        metrics: numbers to show beside the bar (losses, learning rate).
-        message: a line to log above the bars.
-        done: the task is finished; its bar is completed and frozen.
-    """
-
-    task: str
-    completed: int = 0
-    total: int | None = None
-    unit: str = "it"
-    metrics: dict[str, float] = field(default_factory=dict)
-    message: str | None = None
-    done: bool = False
-
-
-Callback = Callable[[Event], None]
 
 
 class Renderer(Protocol):
@@ -170,7 +145,10 @@ class RichRenderer:
 
     def __call__(self, event: Event) -> None:
         if event.message:
-            self.log(event.message)
+            if event.level == "warning":
+                self.log(f"[yellow]warning:[/yellow] {escape(event.message)}")
+            else:
+                self.log(event.message)
         if event.total is None and event.completed == 0 and not event.done and event.message:
             return  # a pure log event
         self._ensure_started()
