@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,6 +371,20 @@ def test_failed_save_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
 
 
+def test_model_file_has_the_umask_permissions(tmp_path: Path) -> None:
+    # safetensors creates its files 0600; a model file must be readable like every other output.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    expected = stat.S_IMODE(plain.stat().st_mode)  # what the umask gives any new file
+    if expected == 0o600:
+        pytest.skip("this umask (077) gives every file 0600: nothing to tell apart")
+    net = _trained_tiny()
+    path = save_model(
+        net, tmp_path / "exports" / "m.safetensors", kind="test-tiny", config=net.config
+    )
+    assert oct(stat.S_IMODE(path.stat().st_mode)) == oct(expected)
+
+
 # --- training state ---------------------------------------------------------------------------
 
 
@@ -439,8 +454,27 @@ def test_training_state_is_loaded_with_weights_only(tmp_path: Path) -> None:
     path = tmp_path / "pickled.pt"
     # A plain torch.save of an arbitrary Python object: fine for pickle, refused by weights_only.
     torch.save({"obj": ModelInfo(path=path, kind="k", config={}, version="0")}, path)
-    with pytest.raises(ModelFileError, match="cannot read training state"):
+    with pytest.raises(ModelFileError, match="cannot read training state") as info:
         load_training_state(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "not a safe model file" in message and "transfigure.checkpoint.ModelInfo" in message
+    # PyTorch's advice to retry with weights_only=False would run the file's code: not passed on.
+    assert "weights_only" not in message and "\n" not in message
+
+
+def test_load_weights_only_refuses_pickled_objects(tmp_path: Path) -> None:
+    from transfigure.checkpoint import load_weights_only
+
+    weights = tmp_path / "weights.pth"
+    torch.save({"w": torch.arange(3.0)}, weights)
+    torch.testing.assert_close(load_weights_only(weights)["w"], torch.arange(3.0))
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"w": ModelInfo(path=pickled, kind="k", config={}, version="0")}, pickled)
+    with pytest.raises(ModelFileError, match=r"pickled\.pth: not a safe model file"):
+        load_weights_only(pickled)
+    with pytest.raises(ModelFileError, match="absent.pth: no such file"):
+        load_weights_only(tmp_path / "absent.pth")
 
 
 def test_training_state_errors(tmp_path: Path) -> None:

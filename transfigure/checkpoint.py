@@ -23,6 +23,9 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import os
+import re
+import stat
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +47,7 @@ __all__ = [
     "config_from_dict",
     "load_model",
     "load_training_state",
+    "load_weights_only",
     "model_kinds",
     "read_model_info",
     "register_model",
@@ -248,7 +252,11 @@ def save_model(
     tensors = _tensors_for_saving(module)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
+        mode = stat.S_IMODE(tmp.stat().st_mode)  # the umask's permissions, as for every output
         save_file(tensors, str(tmp), metadata=metadata)
+        # safetensors replaces the file with one of its own, created 0600: other users and
+        # services could not read the model.
+        os.chmod(tmp, mode)
     return path
 
 
@@ -415,6 +423,55 @@ def save_training_state(path: str | Path, state: Mapping[str, Any]) -> Path:
     return path
 
 
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", re.S)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _load_failure(error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line of our own words.
+
+    PyTorch's message advises retrying with ``weights_only=False``, which would run whatever
+    code the file carries: that advice is not passed on.
+    """
+    text = _ANSI.sub("", str(error))
+    unsafe = _UNSAFE_GLOBAL.search(text)
+    if unsafe:
+        return (
+            f"not a safe model file: it holds a pickled Python object ({unsafe.group(1)}) that "
+            "only code run from the file could rebuild; transfigure reads plain weights only "
+            "(tensors, numbers, strings, lists, dicts)"
+        )
+    if "Weights only load failed" in text:
+        detail = _UNPICKLER_DETAIL.search(text)
+        reason = f" ({detail.group(1).strip()})" if detail else ""
+        return (
+            "not a safe model file: it is damaged, not a PyTorch file, or holds pickled data "
+            f"beyond plain weights{reason}"
+        )
+    lines = text.strip().splitlines()
+    return f"not a readable PyTorch file: {lines[0] if lines else type(error).__name__}"
+
+
+def load_weights_only(path: str | Path, map_location: str | torch.device | None = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, with failures reported as :class:`ModelFileError`.
+
+    No code in the file is ever run: pickled objects other than tensors and plain containers
+    are refused.
+
+    Raises:
+        ModelFileError: the file is missing, damaged, or not plain weights; the message names
+            the file and says why.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # zip errors, EOF, unpickler refusals: all mean "cannot use this file"
+        raise ModelFileError(f"{path}: {_load_failure(e)}") from e
+
+
 def load_training_state(
     path: str | Path, map_location: str | torch.device | None = "cpu"
 ) -> dict[str, Any]:
@@ -425,12 +482,12 @@ def load_training_state(
             or is not a dict.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # zip errors, EOF, pickle refusals: all mean "cannot use this file"
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        state = load_weights_only(path, map_location)
+    except ModelFileError as e:
+        if not path.is_file():
+            raise
+        reason = str(e).removeprefix(f"{path}: ")
         raise ModelFileError(f"{path}: cannot read training state: {reason}") from e
     if not isinstance(state, dict):
         raise ModelFileError(f"{path}: training state must be a dict, found {type(state).__name__}")

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from transfigure.checkpoint import ModelFileError, save_model
+from transfigure.checkpoint import ModelFileError, load_weights_only, save_model
 from transfigure.cyclegan.networks import GeneratorConfig, build_generator
 from transfigure.progress import Event
 
@@ -348,15 +348,7 @@ def _convert(
 
 
 def _read_pth(path: Path) -> Mapping[str, Any]:
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and unpickler-policy errors all mean "not usable"
-        raise ModelFileError(
-            f"{path}: cannot be read as a weights-only PyTorch file (not a .pth state dict, "
-            f"corrupt, or it needs code to unpickle): {e}"
-        ) from e
+    state = load_weights_only(path, "cpu")
     # Some training scripts wrap the weights: {"state_dict": {...}} or {"netG_A": {...}}.
     if (
         isinstance(state, Mapping)
