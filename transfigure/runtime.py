@@ -18,7 +18,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+# The names live in choices.py (torch-free, so that `transfigure --help` stays fast): a new
+# device or precision name is added there.
+from transfigure.choices import DEVICES, PRECISIONS
+
 __all__ = [
+    "DEVICES",
     "PRECISIONS",
     "DeviceUnavailableError",
     "DistInfo",
@@ -38,9 +43,6 @@ __all__ = [
     "seed_everything",
     "set_rng_state",
 ]
-
-DEVICES = ("auto", "cuda", "mps", "cpu")
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class DeviceUnavailableError(ValueError):
