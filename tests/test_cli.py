@@ -127,6 +127,87 @@ def test_global_options_reach_commands(runner):
     assert result.stdout.strip() == "cpu bf16 3 False"
 
 
+@main.command("_test_own_seed", hidden=True)
+@click.option("--seed", type=int, default=None)
+@click.option("--name", default=None)
+@click.argument("rest", nargs=-1)
+@click.pass_context
+def _own_seed(ctx, seed, name, rest):
+    click.echo(f"global {ctx.obj.seed} {ctx.obj.quiet} own {seed} {name} {list(rest)}")
+
+
+@main.group("_test_group", hidden=True)
+def _group():
+    pass
+
+
+@_group.command("sub")
+@click.option("--seed", type=int, default=None)
+@click.pass_context
+def _sub(ctx, seed):
+    click.echo(f"global {ctx.obj.seed} {ctx.obj.precision} {ctx.obj.quiet} own {seed}")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["_test_state", "--device", "cpu", "--precision", "bf16", "--seed", "3", "--quiet"],
+        ["_test_state", "--device=cpu", "--precision=bf16", "--seed=3", "-q"],
+        ["--device", "cpu", "_test_state", "--precision", "bf16", "-q", "--seed", "3"],
+    ],
+)
+def test_global_options_after_the_command(runner, args):
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "cpu bf16 3 True"
+
+
+def test_options_a_command_defines_itself_keep_their_meaning_there(runner):
+    result = runner.invoke(main, ["--seed", "1", "_test_own_seed", "--seed", "5", "a", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "global 1 True own 5 None ['a']"
+    # An option's value is never taken for a global option, nor is anything after "--".
+    result = runner.invoke(main, ["_test_own_seed", "--name", "--quiet", "--", "x", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "global None False own None --quiet ['x', '--quiet']"
+    # In a nested group the subcommand's own options count too.
+    result = runner.invoke(main, ["_test_group", "sub", "--seed", "2", "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "global None bf16 False own 2"
+
+
+def test_global_option_after_a_real_command_reaches_the_group(runner, tmp_path):
+    # Before, stylize answered "No such option '--precision'"; now the group checks the value.
+    result = runner.invoke(
+        main,
+        ["stylize", str(tmp_path / "a.jpg"), "--style", "b.jpg", "-o", "c.png"]
+        + ["--precision", "fp8"],
+    )
+    assert result.exit_code == 2
+    assert "No such option" not in result.stderr
+    assert "'--precision'" in result.stderr and "fp8" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["-h"]])
+def test_help_and_version_do_not_import_torch(args):
+    code = (
+        "import sys\n"
+        "from transfigure.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision') if m in sys.modules)\n"
+        "print('imported:', heavy, file=sys.stderr)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "imported: []" in completed.stderr
+    assert completed.stdout  # the help or the version was printed
+
+
 def test_python_dash_m_entry_point():
     completed = subprocess.run(
         [sys.executable, "-m", "transfigure", "--version"],

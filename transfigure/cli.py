@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from transfigure import __version__
+from transfigure.choices import DEVICES, PRECISIONS
 from transfigure.cli_support import AppState
 from transfigure.progress import make_console
-from transfigure.runtime import DEVICES, PRECISIONS, seed_everything
 
 EXIT_INTERRUPTED = 130
 
@@ -70,6 +70,53 @@ def _not_available(name: str) -> click.Command:
         help=f"{SUMMARIES.get(name, '')} (Not available yet in this version.)",
         short_help=f"{SUMMARIES.get(name, '')} (not available yet)",
     )
+
+
+# Options of the group that stay in front of the command: after it they mean the command's own.
+_NEVER_HOISTED = frozenset({"-h", "--help", "--version"})
+
+
+def _option_arity(params: list[click.Parameter]) -> dict[str, int]:
+    """Every spelling of every option in ``params`` -> the number of values it takes."""
+    arity: dict[str, int] = {}
+    for param in params:
+        if not isinstance(param, click.Option):
+            continue
+        n = 0 if (param.is_flag or param.count) else max(param.nargs, 1)
+        for name in (*param.opts, *param.secondary_opts):
+            arity[name] = n
+    return arity
+
+
+def _command_position(args: list[str], options: dict[str, int]) -> int | None:
+    """Index of the first argument that is not one of ``options`` (or its value): the command."""
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            return None
+        if not token.startswith("-") or token == "-":
+            return i
+        name = token.split("=", 1)[0]
+        i += 1 if "=" in token else 1 + options.get(name, 0)
+    return None
+
+
+def _command_chain(group: click.Group, ctx: click.Context, args: list[str]) -> list[click.Command]:
+    """The command ``args[0]`` names and, through nested groups, the subcommands after it."""
+    chain: list[click.Command] = []
+    command: click.Command | None = group.get_command(ctx, args[0]) if args else None
+    while command is not None:
+        chain.append(command)
+        if not isinstance(command, click.Group):
+            break
+        args = args[1:]
+        position = _command_position(args, _option_arity(command.params))
+        if position is None:
+            break
+        args = args[position:]
+        command = command.get_command(ctx, args[0])
+    return chain
 
 
 class LazyGroup(click.Group):
@@ -125,6 +172,50 @@ class LazyGroup(click.Group):
             command = getattr(module, attribute)
         self.commands[cmd_name] = command
         return command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._hoist_global_options(ctx, list(args)))
+
+    def _hoist_global_options(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Move this group's options written after the command name to before it.
+
+        ``transfigure stylize a.jpg --style b.jpg --precision bf16`` then means the same as
+        ``transfigure --precision bf16 stylize ...``. An option that the command (or its
+        subcommand) defines itself keeps its place and its meaning there (``sample --seed``).
+        Nothing after ``--`` is touched.
+        """
+        own = _option_arity(self.params)
+        position = _command_position(args, own)
+        if position is None:
+            return args
+        chain = _command_chain(self, ctx, args[position:])
+        theirs: dict[str, int] = {}
+        for command in chain:
+            theirs.update(_option_arity(command.params))
+        moved: list[str] = []
+        kept: list[str] = args[: position + 1]
+        rest = args[position + 1 :]
+        i = 0
+        while i < len(rest):
+            token = rest[i]
+            if token == "--":
+                kept.extend(rest[i:])
+                break
+            name, has_value = token.split("=", 1)[0], "=" in token
+            if name in theirs:
+                width = 1 if has_value else 1 + theirs[name]
+            elif name in own and name not in _NEVER_HOISTED:
+                width = 1 if has_value else 1 + own[name]
+                moved.extend(rest[i : i + width])
+                i += width
+                continue
+            else:
+                width = 1
+            kept.extend(rest[i : i + width])
+            i += width
+        if not moved:
+            return args
+        return args[:position] + moved + kept[position:]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -182,6 +273,8 @@ def main(ctx: click.Context, device: str, precision: str, seed: int | None, quie
     # Resolve now, so that an unavailable device is a usage error before any work starts.
     _ = state.device
     if seed is not None:
+        from transfigure.runtime import seed_everything
+
         seed_everything(seed)
 
 

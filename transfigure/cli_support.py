@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
 from rich.console import Console
 from rich.markup import escape
 
 from transfigure.progress import NullRenderer, RichRenderer, make_console, make_renderer
-from transfigure.runtime import DeviceUnavailableError, resolve_device
+
+if TYPE_CHECKING:  # torch is imported when a device is first needed, not for --help
+    import torch
 
 __all__ = [
     "AppState",
@@ -48,6 +49,8 @@ class AppState:
     def device(self) -> torch.device:
         """The resolved device; an unavailable one is a usage error (exit 2)."""
         if self._device is None:
+            from transfigure.runtime import DeviceUnavailableError, resolve_device
+
             try:
                 self._device = resolve_device(self.device_name)
             except DeviceUnavailableError as exc:
