@@ -11,7 +11,7 @@ import torch
 
 from transfigure import __version__
 from transfigure.cli import COMMANDS, main
-from transfigure.cli_support import PartialFailure, pass_state
+from transfigure.cli_support import AliasOption, PartialFailure, pass_state
 
 
 def test_version(runner):
@@ -206,6 +206,69 @@ def test_help_and_version_do_not_import_torch(args):
     assert completed.returncode == 0, completed.stderr
     assert "imported: []" in completed.stderr
     assert completed.stdout  # the help or the version was printed
+
+
+def _commands_outside_train():
+    """(name, command) for every command and subcommand, but train (its options are its own)."""
+    ctx = click.Context(main)
+    for name in sorted(COMMANDS):
+        if name == "train":
+            continue
+        command = main.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            for sub in sorted(command.commands):
+                yield f"{name} {sub}", command.commands[sub]
+        else:
+            yield name, command
+
+
+def test_dash_o_means_output_everywhere():
+    seen = []
+    for name, command in _commands_outside_train():
+        for param in command.params:
+            if "-o" in param.opts:
+                assert "--output" in param.opts, f"{name}: -o is {param.opts}"
+                seen.append(name)
+    assert {"translate", "stylize", "sample", "models import", "datasets download"} <= set(seen)
+
+
+def test_usage_and_help_text_name_the_same_arguments(runner):
+    for name, command in _commands_outside_train():
+        result = runner.invoke(main, [*name.split(), "--help"])
+        assert result.exit_code == 0, result.output
+        usage, _, text = result.stdout.partition("\n")
+        for param in command.params:
+            if isinstance(param, click.Argument):
+                metavar = param.make_metavar(click.Context(command)).removesuffix("...")
+                assert metavar in usage, f"{name}: {metavar} not in {usage!r}"
+                assert metavar in " ".join(text.split()), f"{name}: help never names {metavar}"
+
+
+@main.command("_test_alias", hidden=True)
+@click.option("-o", "--output", "out", cls=AliasOption, aliases=("--out",), required=True)
+def _alias(out):
+    click.echo(out)
+
+
+def test_alias_options_accept_old_spellings_without_showing_them(runner):
+    assert runner.invoke(main, ["_test_alias", "--out", "a.png"]).stdout == "a.png\n"
+    assert runner.invoke(main, ["_test_alias", "-o", "b.png"]).stdout == "b.png\n"
+    help_text = runner.invoke(main, ["_test_alias", "--help"]).stdout
+    assert "-o, --output TEXT" in help_text and "--out " not in help_text
+    missing = runner.invoke(main, ["_test_alias"])
+    assert missing.exit_code == 2
+    assert "Missing option '-o' / '--output'." in missing.stderr
+
+
+def test_old_output_spellings_still_parse(runner, tmp_path):
+    help_text = runner.invoke(main, ["datasets", "download", "--help"]).stdout
+    assert "--output ROOT" in help_text and "--root" not in help_text
+    result = runner.invoke(main, ["datasets", "download", "nothing", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown dataset" in result.stderr.lower(), result.stderr
+    model = tmp_path / "g.safetensors"
+    model.write_bytes(b"")
+    result = runner.invoke(main, ["sample", str(model), "--out", str(tmp_path / "grid.png")])
+    assert "No such option" not in result.stderr and "g.safetensors" in result.stderr
 
 
 def test_python_dash_m_entry_point():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ if TYPE_CHECKING:  # torch is imported when a device is first needed, not for --
     import torch
 
 __all__ = [
+    "AliasOption",
     "AppState",
     "PartialFailure",
     "options_from_dataclass",
@@ -79,6 +82,39 @@ class AppState:
 
 
 pass_state = click.make_pass_decorator(AppState, ensure=True)
+
+
+class AliasOption(click.Option):
+    """An option that also accepts other spellings, not shown in ``--help`` or in messages.
+
+    For old or foreign names that users type (a previous ``--out``, the reference's
+    ``--dataroot``)::
+
+        @click.option("-o", "--output", "out", cls=AliasOption, aliases=("--out",))
+    """
+
+    def __init__(
+        self, param_decls: Sequence[str], *, aliases: Sequence[str] = (), **attrs: Any
+    ) -> None:
+        super().__init__([*param_decls, *aliases], **attrs)
+        self.aliases = tuple(aliases)
+
+    @contextlib.contextmanager
+    def _without_aliases(self) -> Iterator[None]:
+        opts = self.opts
+        self.opts = [o for o in opts if o not in self.aliases]
+        try:
+            yield
+        finally:
+            self.opts = opts
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        with self._without_aliases():
+            return super().get_help_record(ctx)
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        with self._without_aliases():
+            return super().get_error_hint(ctx)
 
 
 def options_from_dataclass(config_cls: type, *, exclude: tuple[str, ...] = ()) -> Any:

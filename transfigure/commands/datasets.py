@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from transfigure.cli_support import AppState, pass_state
+from transfigure.cli_support import AliasOption, AppState, pass_state
 from transfigure.datasets.catalog import (
     DATASETS,
     DATASETS_URL_ENV,
@@ -44,8 +44,13 @@ def list_command() -> None:
 @datasets.command("download")
 @click.argument("name", shell_complete=_complete_name)
 @click.option(
-    "--root",
+    "-o",
+    "--output",
+    "root",
+    cls=AliasOption,
+    aliases=("--root",),
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="ROOT",
     default=Path("datasets"),
     show_default=True,
     help="Folder that receives NAME/ (trainA, trainB, testA, testB).",

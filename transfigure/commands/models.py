@@ -47,7 +47,7 @@ def list_command() -> None:
 
 
 @models.command("download")
-@click.argument("names", nargs=-1, required=True, shell_complete=_complete_name)
+@click.argument("names", nargs=-1, required=True, metavar="NAME...", shell_complete=_complete_name)
 @click.option("--force", is_flag=True, help="Download and convert again even if cached.")
 @pass_state
 def download_command(state: AppState, names: tuple[str, ...], force: bool) -> None:
@@ -78,6 +78,7 @@ def download_command(state: AppState, names: tuple[str, ...], force: bool) -> No
     "--output",
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
+    metavar="OUT",
     default=None,
     help="Model file to write (default: FILE with the suffix .safetensors).",
 )

@@ -10,7 +10,7 @@ import click
 import torch
 from torch.utils.data import DataLoader
 
-from transfigure.cli_support import AppState, pass_state
+from transfigure.cli_support import AliasOption, AppState, pass_state
 from transfigure.images import IMAGE_EXTENSIONS, save_grid, save_image
 
 __all__ = ["sample"]
@@ -37,7 +37,9 @@ def _write(
             raise click.ClickException(f"{out} exists (pass --overwrite to replace it)")
         return [save_grid(images, out, nrow=nrow, overwrite=True)]
     if out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out} is a file without an image extension", param_hint="-o")
+        raise click.BadParameter(
+            f"{out} is a file without an image extension", param_hint="--output"
+        )
     paths = [out / f"{name}.png" for name in names]
     clashes = [p for p in paths if p.exists()]
     if clashes and not overwrite:
@@ -69,7 +71,10 @@ def _write(
 )
 @click.option(
     "-o",
-    "--out",
+    "--output",
+    "out",
+    cls=AliasOption,
+    aliases=("--out",),
     type=click.Path(path_type=Path),
     required=True,
     help="grid.png (one picture) or a folder (one PNG per image).",

@@ -53,7 +53,9 @@ def _output_for(rel: Path, out: Path, single_file: bool) -> Path:
 
 
 @click.command("stylize")
-@click.argument("contents", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "contents", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="CONTENT..."
+)
 @click.option(
     "--style",
     "styles",
@@ -68,6 +70,7 @@ def _output_for(rel: Path, out: Path, single_file: bool) -> Path:
     "out",
     required=True,
     type=click.Path(path_type=Path),
+    metavar="OUT",
     help="Output file (one content image) or folder (outputs named after the inputs).",
 )
 @click.option("--style-blend", callback=_floats, help="Weights of the style images, e.g. 0.7,0.3.")

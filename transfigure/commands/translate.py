@@ -30,13 +30,16 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
 
 @click.command("translate")
 @click.argument("model")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="INPUT..."
+)
 @click.option(
     "-o",
     "--output",
     "outdir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="OUTDIR",
     help="Output folder; outputs mirror the inputs' names and sub-folders.",
 )
 @click.option(
