@@ -4,7 +4,10 @@ The module trees below mirror junyanz/pytorch-CycleGAN-and-pix2pix (``models/net
 for layer, so a reference ``state_dict`` loads with ``strict=True``:
 
 - ``ResnetGenerator`` (9 blocks, ngf=64): keys ``model.1.weight`` … ``model.26.bias``, residual
-  convolutions at ``model.{10..18}.conv_block.{1,5}``, 11,378,179 parameters.
+  convolutions at ``model.{10..18}.conv_block.{1,5}``, 11,378,179 parameters. With
+  ``antialias=True`` it has the layout of the CUT reference (taesungp/contrastive-unpaired-
+  translation): blur-pool ``Downsample`` / ``Upsample`` layers with fixed ``filt`` buffers,
+  residual blocks at ``model.{12..20}``, last convolution ``model.30``.
 - ``UnetGenerator``: nested ``model.model.1.model.3…`` skip blocks (unet_128 / unet_256).
 - ``NLayerDiscriminator``: the 70×70 PatchGAN (``n_layers=3``): a (B, 1, 30, 30) map for 256².
 - ``PixelDiscriminator``: the 1×1 PatchGAN (one logit per pixel).
@@ -17,6 +20,7 @@ registered with :mod:`transfigure.checkpoint` so a model file rebuilds them from
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +40,9 @@ __all__ = [
     "get_norm_layer",
     "ResnetBlock",
     "ResizeConv2d",
+    "Downsample",
+    "Upsample",
+    "DropoutAtTest",
     "ResnetGenerator",
     "UnetSkipConnectionBlock",
     "UnetGenerator",
@@ -48,7 +55,7 @@ __all__ = [
     "build_discriminator",
 ]
 
-NORMS = ("instance", "batch", "none")
+NORMS = ("instance", "batch", "none", "instance_affine")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 GENERATOR_NETS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
 DISCRIMINATOR_NETS = ("basic", "n_layers", "pixel")
@@ -60,10 +67,14 @@ def get_norm_layer(norm: str) -> Callable[[int], nn.Module]:
     """Return a factory ``channels -> norm module`` for ``norm`` in :data:`NORMS`.
 
     ``instance`` is InstanceNorm2d without affine parameters or running statistics (the
-    reference's CycleGAN setting); ``batch`` is BatchNorm2d with both.
+    reference's CycleGAN setting); ``batch`` is BatchNorm2d with both; ``instance_affine`` is
+    InstanceNorm2d with a learned scale and shift (no statistics), as many re-implementations of
+    the reference generator use.
     """
     if norm == "instance":
         return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if norm == "instance_affine":
+        return functools.partial(nn.InstanceNorm2d, affine=True, track_running_stats=False)
     if norm == "batch":
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if norm == "none":
@@ -150,6 +161,73 @@ class ResizeConv2d(nn.Conv2d):
         return super().forward(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+def _binomial_filter(size: int) -> Tensor:
+    """The normalised 2-D binomial filter of side ``size`` (3: [1, 2, 1] ⊗ [1, 2, 1] / 16)."""
+    row = torch.tensor([float(math.comb(size - 1, k)) for k in range(size)])
+    filt = row[:, None] * row[None, :]
+    return filt / filt.sum()
+
+
+class Downsample(nn.Module):
+    """Anti-aliased ×2 downsampling (Zhang, 2019): blur with a fixed binomial filter, stride 2.
+
+    The CUT reference's ``Downsample(channels)``: reflection padding of 1, a depthwise 3×3
+    [1, 2, 1] ⊗ [1, 2, 1] / 16 filter stored as the buffer ``filt`` (channels, 1, 3, 3), so
+    reference state dicts (which carry ``filt``) load strictly. (B, C, H, W) → (B, C, ⌈H/2⌉, ⌈W/2⌉).
+    """
+
+    def __init__(self, channels: int, filt_size: int = 3) -> None:
+        super().__init__()
+        self.channels = channels
+        left, right = (filt_size - 1) // 2, filt_size // 2
+        self.pad = nn.ReflectionPad2d((left, right, left, right))
+        filt = _binomial_filter(filt_size)
+        self.register_buffer("filt", filt[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(self.pad(x), self.filt.to(x.dtype), stride=2, groups=x.shape[1])
+
+
+class Upsample(nn.Module):
+    """Anti-aliased ×2 upsampling: transposed depthwise convolution with a fixed binomial filter.
+
+    The CUT reference's ``Upsample(channels)``: replication padding of 1, a 4×4
+    [1, 3, 3, 1] ⊗ [1, 3, 3, 1] / 64 filter scaled by 4 (buffer ``filt`` (channels, 1, 4, 4)),
+    stride 2, and the reference's cropping. (B, C, H, W) → (B, C, 2H, 2W).
+    """
+
+    def __init__(self, channels: int, filt_size: int = 4) -> None:
+        super().__init__()
+        self.channels = channels
+        self.filt_odd = filt_size % 2 == 1
+        self.pad_size = (filt_size - 1) // 2
+        self.pad = nn.ReplicationPad2d(1)
+        filt = _binomial_filter(filt_size) * 4  # stride ** 2 keeps the mean
+        self.register_buffer("filt", filt[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.conv_transpose2d(
+            self.pad(x),
+            self.filt.to(x.dtype),
+            stride=2,
+            padding=1 + self.pad_size,
+            groups=x.shape[1],
+        )[:, :, 1:, 1:]
+        return out if self.filt_odd else out[:, :, :-1, :-1]
+
+
+class DropoutAtTest(nn.Dropout):
+    """Dropout that stays on in ``eval()`` mode.
+
+    The pix2pix reference tests with dropout active (its noise source; ``test.py`` never calls
+    ``eval()`` unless asked), so a generator built with ``dropout_at_test=True`` uses this in
+    place of ``nn.Dropout``. It has no parameters: state dicts are unchanged.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, training=True, inplace=self.inplace)
+
+
 class ResnetGenerator(nn.Module):
     """Johnson-style ResNet generator: c7s1-ngf, d2·ngf, d4·ngf, n residual blocks, u2·ngf, u·ngf,
     c7s1-output_nc, tanh.
@@ -160,6 +238,11 @@ class ResnetGenerator(nn.Module):
     ``model`` indices (9 blocks): 0 pad, 1 conv7, 2 norm, 3 ReLU, 4/7 stride-2 convs, 5/8 norms,
     6/9 ReLUs, 10..18 residual blocks, 19/22 upsampling, 20/23 norms, 21/24 ReLUs, 25 pad,
     26 conv7, 27 tanh (with 6 blocks everything after the blocks shifts down by 3).
+
+    ``antialias=True`` (the CUT reference's default layout): each downsampling is a stride-1
+    3×3 convolution, norm, ReLU and :class:`Downsample` (indices 4-7, 8-11), the blocks sit at
+    12..20, each upsampling is :class:`Upsample`, a 3×3 convolution, norm and ReLU (21-24,
+    25-28), then 29 pad, 30 conv7, 31 tanh.
     """
 
     def __init__(
@@ -172,6 +255,7 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         padding_type: str = "reflect",
         upsample: str = "transpose",
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if n_blocks < 0:
@@ -193,19 +277,25 @@ class ResnetGenerator(nn.Module):
         n_downsampling = 2
         for i in range(n_downsampling):
             mult = 2**i
+            stride = 1 if antialias else 2
             model += [
-                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias),
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=stride, padding=1, bias=use_bias),
                 norm_layer(ngf * mult * 2),
                 nn.ReLU(True),
             ]
+            if antialias:
+                model.append(Downsample(ngf * mult * 2))
         mult = 2**n_downsampling
         for _ in range(n_blocks):
             model.append(ResnetBlock(ngf * mult, padding_type, norm, use_dropout, use_bias))
         for i in range(n_downsampling):
             mult = 2 ** (n_downsampling - i)
             in_c, out_c = ngf * mult, ngf * mult // 2
-            if upsample == "transpose":
-                up: nn.Module = nn.ConvTranspose2d(
+            if antialias:
+                model.append(Upsample(in_c))
+                up: nn.Module = nn.Conv2d(in_c, out_c, 3, stride=1, padding=1, bias=use_bias)
+            elif upsample == "transpose":
+                up = nn.ConvTranspose2d(
                     in_c, out_c, 3, stride=2, padding=1, output_padding=1, bias=use_bias
                 )
             else:
@@ -417,6 +507,8 @@ class GeneratorConfig:
     ``upsample="resize_conv"`` (resnet only) swaps the two transposed convolutions for
     nearest-×2 + 3×3 convolution at the same ``model`` indices; such files are not
     reference-compatible (the upsampling weights are (out, in, 3, 3)), which this field records.
+    ``antialias=True`` (resnet only) is the CUT generator layout; ``dropout_at_test=True``
+    (with ``use_dropout``) makes the network's dropout layers :class:`DropoutAtTest`.
     """
 
     netG: str = "resnet_9blocks"
@@ -428,6 +520,10 @@ class GeneratorConfig:
     upsample: str = "transpose"
     init_type: str = "normal"
     init_gain: float = 0.02
+    #: resnet only: the CUT reference's anti-aliased down/up-sampling layout (blur-pool layers).
+    antialias: bool = False
+    #: keep dropout active in ``eval()`` (the pix2pix reference tests that way).
+    dropout_at_test: bool = False
 
 
 @dataclass
@@ -454,18 +550,36 @@ def build_generator(cfg: GeneratorConfig, *, generator: torch.Generator | None =
         )
     common = dict(ngf=cfg.ngf, norm=cfg.norm, use_dropout=cfg.use_dropout)
     if cfg.netG in ("resnet_9blocks", "resnet_6blocks"):
+        if cfg.antialias and cfg.upsample != "transpose":
+            raise ValueError("antialias=True has its own upsampling; leave upsample='transpose'")
         n_blocks = 9 if cfg.netG == "resnet_9blocks" else 6
         net: nn.Module = ResnetGenerator(
-            cfg.input_nc, cfg.output_nc, n_blocks=n_blocks, upsample=cfg.upsample, **common
+            cfg.input_nc,
+            cfg.output_nc,
+            n_blocks=n_blocks,
+            upsample=cfg.upsample,
+            antialias=cfg.antialias,
+            **common,
         )
     elif cfg.netG in ("unet_128", "unet_256"):
         if cfg.upsample != "transpose":
             raise ValueError("upsample='resize_conv' is only available for resnet generators")
+        if cfg.antialias:
+            raise ValueError("antialias=True is only available for resnet generators")
         num_downs = 7 if cfg.netG == "unet_128" else 8
         net = UnetGenerator(cfg.input_nc, cfg.output_nc, num_downs, **common)
     else:
         raise ValueError(f"unknown netG {cfg.netG!r}; expected one of {', '.join(GENERATOR_NETS)}")
+    if cfg.dropout_at_test:
+        _keep_dropout_at_test(net)
     return init_weights(net, cfg.init_type, cfg.init_gain, generator=generator)
+
+
+def _keep_dropout_at_test(net: nn.Module) -> None:
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if type(child) is nn.Dropout:
+                setattr(module, name, DropoutAtTest(child.p))
 
 
 def build_discriminator(
