@@ -1,10 +1,11 @@
-"""Datasets: image folders (one domain, unpaired A/B, labelled classes), albumentations
-pipelines, and procedurally generated data for tests and the offline demo.
+"""Datasets: image folders (one domain, unpaired A/B, aligned pairs, labelled classes),
+albumentations pipelines, and procedurally generated data for tests and the offline demo.
 
 ``transfigure.datasets.catalog`` (the official CycleGAN datasets) is not imported here, so
 importing the datasets stays light; import it where it is needed.
 """
 
+from transfigure.datasets.aligned import AlignedDataset
 from transfigure.datasets.folders import (
     ImageFolderDataset,
     LabelledFolderDataset,
@@ -29,6 +30,7 @@ from transfigure.datasets.transforms import (
 
 __all__ = [
     "PREPROCESS_MODES",
+    "AlignedDataset",
     "SEASONS",
     "SHAPE_CLASSES",
     "ImageFolderDataset",
