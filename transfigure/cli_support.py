@@ -12,7 +12,13 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from transfigure.progress import NullRenderer, RichRenderer, make_console, make_renderer
+from transfigure.progress import (
+    LogRenderer,
+    NullRenderer,
+    RichRenderer,
+    make_console,
+    make_renderer,
+)
 
 if TYPE_CHECKING:  # torch is imported when a device is first needed, not for --help
     import torch
@@ -60,8 +66,9 @@ class AppState:
                 raise click.UsageError(str(exc)) from exc
         return self._device
 
-    def renderer(self) -> RichRenderer | NullRenderer:
-        """A progress renderer on the stderr console (a null one under ``--quiet``)."""
+    def renderer(self) -> RichRenderer | LogRenderer | NullRenderer:
+        """A progress renderer on the stderr console: bars on a terminal, log lines elsewhere,
+        nothing under ``--quiet``."""
         return make_renderer(self.console, self.quiet)
 
     def echo_result(self, path: Any) -> None:
