@@ -186,6 +186,16 @@ class _Tasks:
         return run, fresh
 
 
+def _log_message(renderer: Renderer, event: Event) -> bool:
+    """Log ``event``'s message, if any; True when the event carries nothing else."""
+    if event.message:
+        if event.level == "warning":
+            renderer.log(f"[yellow]warning:[/yellow] {escape(event.message)}")
+        else:
+            renderer.log(event.message)
+    return bool(event.message and event.total is None and event.completed == 0 and not event.done)
+
+
 class RichRenderer:
     """One rich ``Progress`` on the console: a bar per task, with rate and ETA.
 
@@ -219,12 +229,7 @@ class RichRenderer:
             self._started = True
 
     def __call__(self, event: Event) -> None:
-        if event.message:
-            if event.level == "warning":
-                self.log(f"[yellow]warning:[/yellow] {escape(event.message)}")
-            else:
-                self.log(event.message)
-        if event.total is None and event.completed == 0 and not event.done and event.message:
+        if _log_message(self, event):
             return  # a pure log event
         self._ensure_started()
         run, fresh = self._runs.update(event)
@@ -296,12 +301,7 @@ class LogRenderer:
         self._runs = _Tasks(clock)
 
     def __call__(self, event: Event) -> None:
-        if event.message:
-            if event.level == "warning":
-                self.log(f"[yellow]warning:[/yellow] {escape(event.message)}")
-            else:
-                self.log(event.message)
-        if event.total is None and event.completed == 0 and not event.done and event.message:
+        if _log_message(self, event):
             return  # a pure log event
         run, _fresh = self._runs.update(event)
         now = self.clock()
