@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.http_server import LocalHTTPServer
-from transfigure.download import DownloadError, cache_dir, download, safe_extract
+from transfigure.download import (
+    DownloadError,
+    cache_dir,
+    download,
+    removing_empty_folders,
+    safe_extract,
+)
 from transfigure.progress import Event
 
 
@@ -153,10 +159,9 @@ def test_resume_false_starts_over(server: LocalHTTPServer, tmp_path: Path) -> No
 def test_http_404(server: LocalHTTPServer, tmp_path: Path) -> None:
     url = server.url("missing.zip")
     with pytest.raises(DownloadError, match="HTTP 404") as info:
-        download(url, tmp_path / "missing.zip")
+        download(url, tmp_path / "sub" / "missing.zip")
     assert url in str(info.value)
-    assert not (tmp_path / "missing.zip").exists()
-    assert not (tmp_path / "missing.zip.part").exists()
+    assert not (tmp_path / "sub").exists()  # no folder is made for a file that never came
 
 
 def test_connection_refused(tmp_path: Path) -> None:
@@ -165,8 +170,22 @@ def test_connection_refused(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/f.bin"
     with pytest.raises(DownloadError, match="refused") as info:
-        download(url, tmp_path / "f.bin", timeout=5)
+        download(url, tmp_path / "a" / "b" / "f.bin", timeout=5)
     assert url in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_removing_empty_folders_keeps_what_existed_or_holds_files(tmp_path: Path) -> None:
+    (tmp_path / "old").mkdir()
+    with pytest.raises(RuntimeError), removing_empty_folders(tmp_path / "old" / "x" / "y" / "z"):
+        (tmp_path / "old" / "x" / "y" / "z").mkdir(parents=True)
+        raise RuntimeError("failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+    assert list((tmp_path / "old").iterdir()) == []  # it existed before: kept
+    with removing_empty_folders(tmp_path / "old" / "x" / "y"):
+        (tmp_path / "old" / "x" / "y").mkdir(parents=True)
+        (tmp_path / "old" / "x" / "kept.txt").write_text("a file")
+    assert [p.name for p in (tmp_path / "old" / "x").iterdir()] == ["kept.txt"]
 
 
 def test_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

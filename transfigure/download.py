@@ -25,13 +25,13 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import transfigure
 from transfigure.progress import Event
 
-__all__ = ["DownloadError", "cache_dir", "download", "safe_extract"]
+__all__ = ["DownloadError", "cache_dir", "download", "removing_empty_folders", "safe_extract"]
 
 _CHUNK = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
@@ -40,6 +40,24 @@ _UNSATISFIABLE_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 
 class DownloadError(Exception):
     """A download or an extraction failed; the message names the URL or file and the reason."""
+
+
+@contextlib.contextmanager
+def removing_empty_folders(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Remove, when the block ends, the folders on the way to ``folder`` that it created and
+    left empty (whether it succeeded or failed); folders that existed before are kept."""
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield
+    finally:
+        for path in missing:  # deepest first
+            try:
+                path.rmdir()
+            except FileNotFoundError:  # never made
+                continue
+            except OSError:  # not empty: neither are the folders above it
+                break
 
 
 def cache_dir() -> Path:
@@ -135,7 +153,6 @@ def download(
             size = dest.stat().st_size
             _emit(callback, Event(task=task, completed=size, total=size, unit="B", done=True))
             return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
     if not resume:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
@@ -163,6 +180,8 @@ def download(
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
         raise DownloadError(f"{url}: {_reason(e)}") from e
 
+    # Folders are made once the server answers: an unreachable one leaves no empty folders.
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with response:
         status = getattr(response, "status", None) or response.getcode() or 200
         total: int | None = None

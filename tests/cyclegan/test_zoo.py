@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from tests.http_server import LocalHTTPServer
 from transfigure.checkpoint import ModelFileError, load_model, read_model_info
@@ -18,7 +20,7 @@ from transfigure.cyclegan.networks import (
     init_weights,
 )
 from transfigure.cyclegan.translate import load_translator, translate_tensor
-from transfigure.download import DownloadError
+from transfigure.download import DownloadError, cache_dir
 
 
 def reference_generator(
@@ -240,9 +242,35 @@ def test_download_of_something_else_is_refused_and_removed(server):
     assert not list(zoo.models_dir().rglob("style_monet*"))
 
 
+def _assert_names_both_ways_forward(message: str, name: str) -> None:
+    assert message.startswith(f"could not download the pretrained model {name} (")
+    assert f"transfigure models import {name}.pth" in message
+    assert f"${zoo.BASE_URL_ENV}" in message
+
+
 def test_download_404_is_a_download_error(server):
-    with pytest.raises(DownloadError, match="404"):
+    with pytest.raises(DownloadError, match="404") as info:
         zoo.ensure_pretrained("zebra2horse")
+    _assert_names_both_ways_forward(str(info.value), "zebra2horse")
+    assert f"{zoo.BASE_URL_ENV} is {server.base_url}" in str(info.value)  # the mirror in use
+    assert list(cache_dir().iterdir()) == []  # no empty cache folders left behind
+
+
+def _unreachable_url() -> str:
+    with socket.socket() as sock:  # a port that was free a moment ago, and now has no listener
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/models"
+
+
+def test_offline_names_the_ways_forward_and_leaves_no_folders(monkeypatch):
+    monkeypatch.setattr(zoo, "DEFAULT_BASE_URL", _unreachable_url())  # as if offline
+    monkeypatch.delenv(zoo.BASE_URL_ENV, raising=False)
+    with pytest.raises(DownloadError) as info:
+        zoo.ensure_pretrained("horse2zebra", timeout=5)
+    message = str(info.value)
+    _assert_names_both_ways_forward(message, "horse2zebra")
+    assert "refused" in message and f"set ${zoo.BASE_URL_ENV} to a mirror" in message
+    assert list(cache_dir().iterdir()) == []
 
 
 def test_translator_downloads_a_named_model_on_first_use(server):
@@ -277,6 +305,22 @@ def test_cli_models_download(runner, server):
     assert result.exit_code == 2 and "did you mean horse2zebra" in result.stderr
     result = runner.invoke(main, ["models", "download", "zebra2horse"])
     assert result.exit_code == 1 and "404" in result.stderr
+    assert "transfigure models import zebra2horse.pth" in " ".join(result.stderr.split())
+
+
+def test_cli_translate_offline_says_what_to_do(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.BASE_URL_ENV, _unreachable_url())
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (16, 16)).save(photo)
+    result = runner.invoke(
+        main, ["translate", "horse2zebra", str(photo), "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1, result.output
+    stderr = " ".join(result.stderr.split())
+    assert "could not download the pretrained model horse2zebra" in stderr
+    assert "transfigure models import horse2zebra.pth" in stderr
+    assert f"${zoo.BASE_URL_ENV}" in stderr and "Traceback" not in stderr
+    assert list(cache_dir().iterdir()) == []
 
 
 def test_cli_models_import(runner, tmp_path):

@@ -63,11 +63,8 @@ def download_command(state: AppState, names: tuple[str, ...], force: bool) -> No
         for name in wanted:
             try:
                 path = zoo.ensure_pretrained(name, callback=renderer, force=force)
-            except DownloadError as exc:
-                hint = (
-                    f" (a mirror can be set with ${zoo.BASE_URL_ENV})" if "://" in str(exc) else ""
-                )
-                raise click.ClickException(f"{exc}{hint}") from exc
+            except DownloadError as exc:  # the message names the mirror and models import
+                raise click.ClickException(str(exc)) from exc
             state.echo_result(path)
 
 

@@ -20,7 +20,6 @@ load as a weights-only state dict and fit the generator exactly, or it is delete
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -174,7 +173,7 @@ def ensure_pretrained(
         transfigure.download.DownloadError: the download failed (the message names the URL).
         ModelFileError: the downloaded file is not a reference ResNet generator (it is deleted).
     """
-    from transfigure.download import download
+    from transfigure.download import DownloadError, download, removing_empty_folders
 
     out = cached_path(name)
     if out.is_file() and not force:
@@ -184,18 +183,38 @@ def ensure_pretrained(
     pth = models_dir() / "downloads" / f"{name}.pth"
     if callback is not None:
         callback(Event(task="models", message=f"downloading {name} from {url}"))
-    download(url, pth, sha256=entry.sha256, callback=callback, timeout=timeout, overwrite=force)
-    try:
-        import_official(pth, out, name=name, source=url)
-    except ModelFileError:
-        # Not what the server should have sent (an HTML error page, a truncated file): remove
-        # it, so the next attempt downloads afresh instead of converting the same bytes.
+    with removing_empty_folders(pth.parent):
+        try:
+            download(
+                url, pth, sha256=entry.sha256, callback=callback, timeout=timeout, overwrite=force
+            )
+        except DownloadError as e:
+            raise DownloadError(_download_failed_message(name, e)) from e
+        try:
+            import_official(pth, out, name=name, source=url)
+        except ModelFileError:
+            # Not what the server should have sent (an HTML error page, a truncated file):
+            # remove it, so the next attempt downloads afresh instead of converting the same
+            # bytes.
+            pth.unlink(missing_ok=True)
+            raise
         pth.unlink(missing_ok=True)
-        raise
-    pth.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        pth.parent.rmdir()  # only if empty
     return out
+
+
+def _download_failed_message(name: str, error: Exception) -> str:
+    """Why ``name`` could not be downloaded, and the two ways forward without that server."""
+    mirror = (
+        f"${BASE_URL_ENV} is {base_url()}: check that it serves {name}.pth"
+        if os.environ.get(BASE_URL_ENV)
+        else f"set ${BASE_URL_ENV} to a mirror (a base URL) that serves {name}.pth"
+    )
+    return (
+        f"could not download the pretrained model {name} ({error}). Without that server, "
+        f"either get {name}.pth another way and run `transfigure models import {name}.pth` "
+        f"(it writes {name}.safetensors: give translate that file instead of the name), or "
+        f"{mirror}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
