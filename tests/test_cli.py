@@ -271,6 +271,30 @@ def test_old_output_spellings_still_parse(runner, tmp_path):
     assert "No such option" not in result.stderr and "g.safetensors" in result.stderr
 
 
+@main.command("_test_warn", hidden=True)
+def _warn():
+    import warnings
+
+    from transfigure.images import AnimationWarning
+
+    message = "a.gif: an animation; only its first frame is used"
+    warnings.warn(AnimationWarning(message), stacklevel=1)
+
+
+def test_own_warnings_are_warning_lines_on_stderr(runner):
+    import warnings
+
+    before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        result = runner.invoke(main, ["_test_warn"])
+        quiet = runner.invoke(main, ["-q", "_test_warn"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "warning: a.gif: an animation; only its first frame is used\n"
+    assert quiet.stderr == ""
+    assert warnings.showwarning is before  # put back when the command ends
+
+
 def test_python_dash_m_entry_point():
     completed = subprocess.run(
         [sys.executable, "-m", "transfigure", "--version"],

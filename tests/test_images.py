@@ -18,6 +18,8 @@ from transfigure import images
 from transfigure.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
+    READ_EXTENSIONS,
+    AnimationWarning,
     ImageError,
     list_images,
     load_array,
@@ -75,6 +77,57 @@ def _rgb_of(array_u8: np.ndarray) -> torch.Tensor:
 def test_constants():
     assert DEFAULT_MAX_PIXELS == 178_956_970
     assert IMAGE_EXTENSIONS == {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+    assert READ_EXTENSIONS == IMAGE_EXTENSIONS | {".gif"}  # GIF is read, never written
+
+
+# ------------------------------------------------------------------------------------------------
+# decoding: GIF
+# ------------------------------------------------------------------------------------------------
+
+
+def test_gif_is_read_exactly(tmp_path):
+    colours = np.array([[[10, 20, 30], [200, 100, 0]], [[0, 0, 0], [255, 255, 255]]], np.uint8)
+    Image.fromarray(colours).save(tmp_path / "still.gif")  # four colours: a lossless palette
+    assert_close(load_image(tmp_path / "still.gif"), _rgb_of(colours), rtol=0, atol=0)
+    assert_close(
+        torch.from_numpy(load_array(tmp_path / "still.gif")).permute(2, 0, 1).float() / 255,
+        _rgb_of(colours),
+        rtol=0,
+        atol=0,
+    )
+
+
+def test_gif_transparency_goes_white(tmp_path):
+    img = Image.new("P", (2, 1))
+    img.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    img.putpixel((0, 0), 0)
+    img.putpixel((1, 0), 1)
+    img.save(tmp_path / "t.gif", transparency=1)
+    assert load_image(tmp_path / "t.gif")[:, 0].T.tolist() == [[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]]
+
+
+def test_animated_gif_gives_its_first_frame_and_is_reported_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "_animation_reported", False)  # as in a fresh process
+    frames = [Image.new("RGB", (6, 4), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    for name in ("a.gif", "b.gif"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=50)
+    with pytest.warns(AnimationWarning) as record:
+        first = load_image(tmp_path / "a.gif")
+        load_image(tmp_path / "b.gif")
+        load_image(tmp_path / "a.gif")
+    assert_close(first, torch.tensor([1.0, 0.0, 0.0])[:, None, None].expand(3, 4, 6))
+    assert len(record) == 1  # said once, not once per file
+    assert str(record[0].message) == (
+        f"{tmp_path / 'a.gif'}: an animation of 3 frames; only its first frame is used "
+        "(for this and any other animation)"
+    )
+    assert record[0].filename == __file__  # points at the caller of load_image
+
+
+def test_gif_files_are_found_in_folders(tmp_path):
+    Image.new("RGB", (2, 2)).save(tmp_path / "a.gif")
+    Image.new("RGB", (2, 2)).save(tmp_path / "b.png")
+    assert list_images(tmp_path) == [tmp_path / "a.gif", tmp_path / "b.png"]
 
 
 def test_rgb_png_exact(tmp_path):
@@ -463,8 +516,8 @@ def _text(p: Path) -> None:
     p.write_text("this is not an image\n")
 
 
-def _gif(p: Path) -> None:
-    Image.new("P", (4, 4)).save(p, format="GIF")
+def _ppm(p: Path) -> None:
+    Image.new("RGB", (4, 4)).save(p, format="PPM")
 
 
 def _missing(p: Path) -> None:
@@ -482,7 +535,7 @@ def _folder(p: Path) -> None:
         ("trunc.jpg", _truncated_jpeg, "truncated"),
         ("empty.png", _empty, "empty"),
         ("notes.png", _text, "not an image"),
-        ("anim.gif", _gif, "unsupported image format GIF"),
+        ("pic.ppm", _ppm, "unsupported image format PPM"),
         ("missing.png", _missing, "no such file"),
         ("folder.png", _folder, "directory"),
     ],

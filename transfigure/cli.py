@@ -10,9 +10,12 @@ Exit codes: 0 success, 1 some inputs failed or a fatal error, 2 usage error, 130
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.markup import escape
 
 from transfigure import __version__
 from transfigure.choices import DEVICES, PRECISIONS
@@ -58,6 +61,25 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         except (ImportError, AttributeError):
             continue
     return tuple(errors)
+
+
+def _show_own_warnings(ctx: click.Context, console: Console) -> None:
+    """Show transfigure's own warnings as ``warning: message`` lines on the console (no source
+    line), for as long as ``ctx`` lives; other libraries' warnings keep Python's format."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if category.__module__.split(".")[0] == "transfigure":
+            console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", soft_wrap=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+    def restore() -> None:
+        warnings.showwarning = default
+
+    ctx.call_on_close(restore)
 
 
 def _not_available(name: str) -> click.Command:
@@ -270,6 +292,7 @@ def main(ctx: click.Context, device: str, precision: str, seed: int | None, quie
         console=make_console(quiet=quiet),
     )
     ctx.obj = state
+    _show_own_warnings(ctx, state.console)
     # Resolve now, so that an unavailable device is a usage error before any work starts.
     _ = state.device
     if seed is not None:

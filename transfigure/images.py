@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from transfigure.fileio import atomic_path
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "READ_EXTENSIONS",
+    "AnimationWarning",
     "ImageError",
     "list_images",
     "load_array",
@@ -42,15 +45,19 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
+#: Extensions of the images transfigure reads and writes.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 )
+
+#: Extensions of the images found in folders: GIF is read (its first frame), never written.
+READ_EXTENSIONS: frozenset[str] = IMAGE_EXTENSIONS | {".gif"}
 
 # Pillow's own hard limit (2 * Image.MAX_IMAGE_PIXELS with the stock setting).
 DEFAULT_MAX_PIXELS = 178_956_970
 
 # Pillow format names we decode. MPO is what many phone cameras write into a .jpg.
-_READ_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF"})
+_READ_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF"})
 
 _WRITE_FORMATS = {
     ".jpg": "JPEG",
@@ -72,6 +79,30 @@ _WRITE_MODES = {
 }
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+class AnimationWarning(UserWarning):
+    """An animated image (GIF, animated PNG or WebP) was read as its first frame only."""
+
+
+_animation_reported = False
+_animation_lock = threading.Lock()
+
+
+def _report_animation(path: Path, n_frames: int) -> None:
+    """Warn that only the first frame is used, for the first animation of the process only."""
+    global _animation_reported
+    with _animation_lock:
+        if _animation_reported:
+            return
+        _animation_reported = True
+    warnings.warn(
+        AnimationWarning(
+            f"{path}: an animation of {n_frames} frames; only its first frame is used "
+            "(for this and any other animation)"
+        ),
+        stacklevel=4,
+    )
 
 
 class ImageError(Exception):
@@ -132,8 +163,12 @@ def _open_decoded(path: Path, max_pixels: int | None) -> Image.Image:
                         f"image is {width}x{height} = {width * height:,} pixels, over the limit "
                         f"of {max_pixels:,} pixels (raise max_pixels if the file is trusted)",
                     )
-                # Force the full decode here so a truncated file fails now, not later.
+                # Force the full decode here so a truncated file fails now, not later. An
+                # animation decodes its first frame.
                 img.load()
+                n_frames = getattr(img, "n_frames", 1)
+                if n_frames > 1:
+                    _report_animation(path, n_frames)
                 try:
                     oriented = ImageOps.exif_transpose(img)
                 except Exception:  # broken EXIF must not make the pixels unreadable
@@ -223,7 +258,9 @@ def _uint8_rgb(img: Image.Image) -> np.ndarray:
 def load_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Tensor:
     """Read an image file as an RGB float tensor.
 
-    JPEG, PNG, WebP, BMP and TIFF are accepted. EXIF orientation is applied; grayscale, palette,
+    JPEG, PNG, WebP, BMP, TIFF and GIF are accepted; an animation gives its first frame (the
+    first animation of the process is reported with an :class:`AnimationWarning`). EXIF
+    orientation is applied; grayscale, palette,
     CMYK, 16-bit and float images are converted to RGB; transparent pixels are composited on
     white.
 
@@ -505,7 +542,7 @@ def _walk_folder(
                 if recursive and real not in visited:
                     visited.add(real)
                     _walk_folder(root, entry, recursive, out, visited)
-            elif entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
+            elif entry.is_file() and entry.suffix.lower() in READ_EXTENSIONS:
                 out.append((entry, entry.relative_to(root)))
         except OSError:
             continue  # vanished or unreadable entry: not an image we can use
@@ -522,7 +559,7 @@ def walk_images(
 ) -> list[tuple[Path, Path]]:
     """Find image files among files and folders, with their paths relative to what was named.
 
-    Folders contribute their image files (by extension, see :data:`IMAGE_EXTENSIONS`) in sorted
+    Folders contribute their image files (by extension, see :data:`READ_EXTENSIONS`) in sorted
     name order, skipping hidden files and hidden folders; with ``recursive`` sub-folders are
     walked too, depth-first in the same order (a symlinked folder is followed once). A file
     named directly is kept whatever its suffix. Inputs keep the given order; a file reached twice
