@@ -14,6 +14,13 @@ model into the cache on first use (``$TRANSFIGURE_CACHE``, see
 :func:`transfigure.download.cache_dir`) and converts it; ``$TRANSFIGURE_MODELS_URL`` replaces the
 base URL (a mirror, or a local server in tests).
 
+The reference's pretrained pix2pix generators (``scripts/download_pix2pix_model.sh``:
+``http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/NAME.pth``, U-Net 256 with batch norm
+and dropout, tested with dropout on) are in the same table with ``family="pix2pix"``; the three
+whose names CycleGAN models already use carry a ``_pix2pix`` suffix. Files in other layouts (a
+U-Net, the CUT reference's anti-aliased ResNet, re-implementations with other names) are
+converted by structure with :mod:`transfigure.cyclegan.importer`.
+
 The reference publishes no checksums. A download is verified by what it must contain: it has to
 load as a weights-only state dict and fit the generator exactly, or it is deleted and reported.
 """
@@ -67,11 +74,15 @@ class PretrainedModel:
         name: the reference's name (``NAME.pth`` on its server).
         description: what it translates, in words.
         sha256: expected digest of ``NAME.pth`` when known (the reference publishes none).
+        family: ``"cyclegan"`` or ``"pix2pix"`` (which reference server and layout).
+        file_name: the name on the server when it differs from ``name``.
     """
 
     name: str
     description: str
     sha256: str | None = None
+    family: str = "cyclegan"
+    file_name: str | None = None
 
 
 _MODELS = [
@@ -95,8 +106,26 @@ _MODELS = [
     ("iphone2dslr_flower", "iPhone flower photos → DSLR shallow depth of field"),
 ]
 
-#: The reference's 18 pretrained generators, by name, in its order.
-PRETRAINED: dict[str, PretrainedModel] = {n: PretrainedModel(n, d) for n, d in _MODELS}
+#: Where the pix2pix reference's download script fetches ``NAME.pth``.
+DEFAULT_PIX2PIX_BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
+
+#: Environment variable replacing :data:`DEFAULT_PIX2PIX_BASE_URL`.
+PIX2PIX_BASE_URL_ENV = "TRANSFIGURE_PIX2PIX_MODELS_URL"
+
+# (our name, the reference's file name, description)
+_PIX2PIX_MODELS = [
+    ("facades_label2photo_pix2pix", "facades_label2photo", "pix2pix: facade label maps → photos"),
+    ("sat2map_pix2pix", "sat2map", "pix2pix: aerial photos → Google Maps tiles"),
+    ("map2sat_pix2pix", "map2sat", "pix2pix: Google Maps tiles → aerial photos"),
+    ("edges2shoes", "edges2shoes", "pix2pix: edge maps → shoe photos"),
+    ("edges2handbags", "edges2handbags", "pix2pix: edge maps → handbag photos"),
+    ("day2night", "day2night", "pix2pix: daytime → night-time scenes"),
+]
+
+#: The reference's 18 pretrained CycleGAN generators, in its order, then its 6 pix2pix ones.
+PRETRAINED: dict[str, PretrainedModel] = {n: PretrainedModel(n, d) for n, d in _MODELS} | {
+    n: PretrainedModel(n, d, family="pix2pix", file_name=f) for n, f, d in _PIX2PIX_MODELS
+}
 
 
 def pretrained_names() -> list[str]:
@@ -112,6 +141,10 @@ def base_url() -> str:
 def model_url(name: str) -> str:
     """Where ``NAME.pth`` is downloaded from."""
     _check_name(name)
+    entry = PRETRAINED[name]
+    if entry.family == "pix2pix":
+        base = (os.environ.get(PIX2PIX_BASE_URL_ENV) or DEFAULT_PIX2PIX_BASE_URL).rstrip("/")
+        return f"{base}/{entry.file_name or name}.pth"
     return f"{base_url()}/{name}.pth"
 
 
@@ -260,29 +293,36 @@ def convert_state_dict(
     return config, cleaned
 
 
+def _is_reference_resnet(state: Mapping[str, Any]) -> bool:
+    """Keys of the reference CycleGAN ResnetGenerator (converted here, with its messages)."""
+    return (
+        "model.1.weight" in state
+        and all(isinstance(v, Tensor) for v in state.values())
+        and not any(k.startswith("model.model.") or k.endswith(".filt") for k in state)
+    )
+
+
+def _by_structure(
+    state: Mapping[str, Any], source: str, notes: list[str] | None
+) -> tuple[GeneratorConfig, dict[str, Tensor], nn.Module]:
+    from transfigure.cyclegan.importer import convert_generator
+
+    imported = convert_generator(state, source=source)
+    if notes is not None:
+        notes.extend(imported.notes)
+    return imported.config, imported.state, imported.net
+
+
 def _convert(
-    state: Mapping[str, Any], source: str
+    state: Mapping[str, Any], source: str, notes: list[str] | None = None
 ) -> tuple[GeneratorConfig, dict[str, Tensor], nn.Module]:
     if not isinstance(state, Mapping) or not state:
         raise ModelFileError(f"{source}: not a state dict (found {type(state).__name__})")
     state = _strip_prefix(state)
-    if not all(isinstance(v, Tensor) for v in state.values()):
-        raise ModelFileError(
-            f"{source}: not a plain state dict of tensors (a training checkpoint or a whole "
-            "pickled model? export the generator's state_dict)"
-        )
+    if not _is_reference_resnet(state):
+        # a U-Net, the CUT layout, a re-implementation or a wrapped checkpoint: by structure
+        return _by_structure(state, source, notes)
     keys = list(state)
-    if any(k.startswith("model.model.") for k in keys):
-        raise ModelFileError(
-            f"{source}: a U-Net generator (pix2pix layout); only ResNet CycleGAN generators "
-            "can be imported"
-        )
-    if "model.1.weight" not in state:
-        sample = ", ".join(keys[:4])
-        raise ModelFileError(
-            f"{source}: not a reference CycleGAN ResNet generator (expected keys model.1.weight "
-            f"… model.26.bias, found {sample}{' …' if len(keys) > 4 else ''})"
-        )
 
     blocks = sorted({int(m.group(1)) for k in keys if (m := _BLOCK_KEY.match(k))})
     if blocks != list(range(10, 10 + len(blocks))):
@@ -358,10 +398,14 @@ def _convert(
                     for k in wrong[:3]
                 )
             )
-        raise ModelFileError(
+        reason = ModelFileError(
             f"{source}: does not fit a reference {config.netG} generator "
             f"(ngf={ngf}, {norm} norm): {'; '.join(problems)}"
         )
+        try:  # the reference's names, another variant (affine instance norm...): by structure
+            return _by_structure(state, source, notes)
+        except ModelFileError:
+            raise reason from None
     net.load_state_dict(cleaned, strict=True)
     return config, cleaned, net.eval()
 
@@ -421,12 +465,16 @@ def import_official(
     pth_path, out_path = Path(pth_path), Path(out_path)
     if direction is not None and direction not in ("a2b", "b2a"):
         raise ValueError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
-    net, config = load_official(pth_path)
+    notes: list[str] = []
+    config, _state, net = _convert(_read_pth(pth_path), str(pth_path), notes)
     extra: dict[str, Any] = {
         "name": name or pth_path.stem,
         "imported_from": "reference pytorch-CycleGAN-and-pix2pix state dict",
         "source": source or pth_path.name,
     }
+    if notes:
+        extra["imported_from"] = "a generator state dict, mapped by structure"
+        extra["inferred"] = notes
     if direction is not None:
         extra["direction"] = direction
     return save_model(net, out_path, kind=MODEL_KIND, config=config, extra=extra)
