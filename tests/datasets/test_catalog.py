@@ -36,6 +36,13 @@ REFERENCE_NAMES = [
     "grumpifycat",
     "mini",
     "mini_pix2pix",
+    # the pix2pix reference's aligned datasets
+    "facades_pix2pix",
+    "cityscapes_pix2pix",
+    "maps_pix2pix",
+    "edges2shoes",
+    "edges2handbags",
+    "night2day",
 ]
 
 # What a reference archive looks like: one NAME/ folder with the four splits.

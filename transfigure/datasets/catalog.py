@@ -6,6 +6,12 @@ server and unzips it into ``./datasets``; each archive holds one folder ``NAME/`
 ``trainA``, ``trainB``, ``testA``, ``testB``. We use the same URLs, with the base overridable by
 ``$TRANSFIGURE_DATASETS_URL`` (a mirror, or a local server in tests), and extract with
 :func:`transfigure.download.safe_extract`.
+
+The pix2pix reference's aligned datasets (``datasets/download_pix2pix_dataset.sh``:
+``<base>/<NAME>.tar.gz`` on its ``pix2pix/datasets`` server, base overridable by
+``$TRANSFIGURE_PIX2PIX_DATASETS_URL``) are in the same catalog; each holds ``train/``, ``val/``
+(and for some ``test/``) folders of A|B images side by side. The three whose names the CycleGAN
+datasets already use carry a ``_pix2pix`` suffix.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ __all__ = [
 # https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets, the same files' former home.)
 DEFAULT_DATASETS_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 DATASETS_URL_ENV = "TRANSFIGURE_DATASETS_URL"
+DEFAULT_PIX2PIX_DATASETS_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+PIX2PIX_DATASETS_URL_ENV = "TRANSFIGURE_PIX2PIX_DATASETS_URL"
 
 # Marker written inside a dataset folder once it is completely extracted.
 _COMPLETE_MARKER = ".transfigure-dataset.json"
@@ -55,6 +63,23 @@ DATASETS: dict[str, str] = {
     "grumpifycat": "Russian Blue cats <-> Grumpy Cat (from the CUT paper)",
     "mini": "a handful of unpaired images, for smoke tests",
     "mini_pix2pix": "a handful of paired images, for smoke tests",
+    # the pix2pix reference's aligned datasets (A|B side by side)
+    "facades_pix2pix": "pix2pix: facade label maps | photos (CMP Facades; 400 pairs)",
+    "cityscapes_pix2pix": "pix2pix: street photos | label maps (Cityscapes; 2975 pairs)",
+    "maps_pix2pix": "pix2pix: aerial photos | Google Maps tiles (1096 pairs)",
+    "edges2shoes": "pix2pix: edge maps | shoe photos (UT Zappos50K; ~50k pairs)",
+    "edges2handbags": "pix2pix: edge maps | handbag photos (iGAN; ~137k pairs)",
+    "night2day": "pix2pix: night | day photos of the same webcam views (~17k pairs)",
+}
+
+#: Catalog names of the pix2pix datasets → the reference's archive names.
+PIX2PIX_DATASETS: dict[str, str] = {
+    "facades_pix2pix": "facades",
+    "cityscapes_pix2pix": "cityscapes",
+    "maps_pix2pix": "maps",
+    "edges2shoes": "edges2shoes",
+    "edges2handbags": "edges2handbags",
+    "night2day": "night2day",
 }
 
 
@@ -78,12 +103,17 @@ def _check_name(name: str) -> None:
 def dataset_url(name: str) -> str:
     """The archive URL for ``name``: ``<base>/<name>.zip``.
 
-    The base is ``$TRANSFIGURE_DATASETS_URL`` when set, else :data:`DEFAULT_DATASETS_URL`.
+    The base is ``$TRANSFIGURE_DATASETS_URL`` when set, else :data:`DEFAULT_DATASETS_URL`. A
+    pix2pix dataset is ``<pix2pix base>/<reference name>.tar.gz`` (``$TRANSFIGURE_PIX2PIX_
+    DATASETS_URL``, else :data:`DEFAULT_PIX2PIX_DATASETS_URL`).
 
     Raises:
         UnknownDatasetError: ``name`` is not in the catalog.
     """
     _check_name(name)
+    if name in PIX2PIX_DATASETS:
+        base = os.environ.get(PIX2PIX_DATASETS_URL_ENV) or DEFAULT_PIX2PIX_DATASETS_URL
+        return f"{base.rstrip('/')}/{PIX2PIX_DATASETS[name]}.tar.gz"
     base = os.environ.get(DATASETS_URL_ENV) or DEFAULT_DATASETS_URL
     return f"{base.rstrip('/')}/{name}.zip"
 
@@ -119,7 +149,8 @@ def download_dataset(
             datasets are hundreds of megabytes).
 
     Returns:
-        ``root/name`` — holding ``trainA``, ``trainB``, ``testA``, ``testB`` for the unpaired sets.
+        ``root/name`` — holding ``trainA``, ``trainB``, ``testA``, ``testB`` for the unpaired sets,
+        ``train``, ``val`` (, ``test``) for the pix2pix ones.
 
     Raises:
         UnknownDatasetError: ``name`` is not in the catalog.
@@ -137,7 +168,8 @@ def download_dataset(
             f"another root folder"
         )
 
-    archive = cache_dir() / "datasets" / f"{name}.zip"
+    suffix = ".tar.gz" if url.endswith(".tar.gz") else ".zip"
+    archive = cache_dir() / "datasets" / f"{name}{suffix}"
     download(url, archive, sha256=sha256, callback=callback)
 
     if callback is not None:
