@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -331,6 +332,10 @@ def test_cli_models_import(runner, tmp_path):
     out = tmp_path / "latest_net_G_B.safetensors"
     assert result.stdout.strip() == str(out)
     assert read_model_info(out).extra["direction"] == "b2a"
+    # Readable like any other output (the umask's mode), not safetensors' own 0600.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert oct(stat.S_IMODE(out.stat().st_mode)) == oct(stat.S_IMODE(plain.stat().st_mode))
     result = runner.invoke(main, ["models", "import", str(pth)])
     assert result.exit_code == 1 and "exists" in result.stderr
     result = runner.invoke(
