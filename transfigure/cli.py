@@ -282,7 +282,8 @@ class LazyGroup(click.Group):
 def main(ctx: click.Context, device: str, precision: str, seed: int | None, quiet: bool) -> None:
     """transfigure: image-to-image translation with GANs, CycleGAN and neural style transfer.
 
-    Results (paths written) go to stdout; progress and logs go to stderr.
+    Results (paths written) go to stdout; progress and logs go to stderr. The options below
+    may also follow the command (transfigure stylize ... --precision bf16).
     """
     state = AppState(
         device_name=device.lower(),
