@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import cpu_name, peak_rss_mib  # noqa: E402 (benchmarks/ is the script folder)
 
 from transfigure import runtime  # noqa: E402
-from transfigure.cyclegan.networks import build_discriminator, build_generator  # noqa: E402
-from transfigure.cyclegan.pool import ImagePool  # noqa: E402
-from transfigure.cyclegan.train import TrainConfig, _Nets, _train_step  # noqa: E402
+from transfigure.cyclegan.config import TrainConfig  # noqa: E402
+from transfigure.cyclegan.networks import build_generator  # noqa: E402
+from transfigure.cyclegan.step import CycleGANStep  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -57,33 +57,15 @@ def bench_train(
     cuda = device.type == "cuda"
     iters = iters if iters is not None else (50 if cuda else 3)
     warmup = warmup if warmup is not None else (10 if cuda else 1)
-    cfg = TrainConfig(data_root="unused", netG=netG, gan_mode=gan_mode, crop_size=size)
+    cfg = TrainConfig(data_root="unused", net_g=netG, gan_mode=gan_mode, crop_size=size)
+    torch.manual_seed(0)
+    trainer = CycleGANStep(cfg, device=device, precision=precision)
     g = torch.Generator().manual_seed(0)
-    memory_format = torch.channels_last if cuda and cfg.channels_last else torch.contiguous_format
-    nets = _Nets(
-        build_generator(cfg.generator_config("a2b"), generator=g),
-        build_generator(cfg.generator_config("b2a"), generator=g),
-        build_discriminator(cfg.discriminator_config("B"), generator=g),
-        build_discriminator(cfg.discriminator_config("A"), generator=g),
-    )
-    for name in nets.names():
-        setattr(nets, name, getattr(nets, name).to(device, memory_format=memory_format).train())
-    betas = (cfg.beta1, cfg.beta2)
-    opt_G = torch.optim.Adam([*nets.G_A.parameters(), *nets.G_B.parameters()], cfg.lr, betas)
-    opt_D = torch.optim.Adam([*nets.D_A.parameters(), *nets.D_B.parameters()], cfg.lr, betas)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    pools = ImagePool(cfg.pool_size, seed=1), ImagePool(cfg.pool_size, seed=2)
-    real_A = torch.rand(batch_size, 3, size, size, generator=g).mul(2).sub(1)
-    real_B = torch.rand(batch_size, 3, size, size, generator=g).mul(2).sub(1)
-    real_A = real_A.to(device, memory_format=memory_format)
-    real_B = real_B.to(device, memory_format=memory_format)
-    gp_gen = torch.Generator().manual_seed(3)
-
-    def amp():
-        return runtime.autocast(device, precision)
+    real_A = torch.rand(batch_size, 3, size, size, generator=g).mul(2).sub(1).to(device)
+    real_B = torch.rand(batch_size, 3, size, size, generator=g).mul(2).sub(1).to(device)
 
     def step() -> None:
-        _train_step(cfg, nets, opt_G, opt_D, scaler, *pools, real_A, real_B, amp, gp_gen)
+        trainer.train_step({"A": real_A, "B": real_B})
 
     for _ in range(warmup):
         step()

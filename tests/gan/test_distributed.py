@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.gan.helpers import shapes, tiny
+from tests.gan.helpers import make_step, step_class, tiny
 
 
 def _free_port() -> int:
@@ -28,8 +28,9 @@ CASES = {
             "loss": "wasserstein",
             "gp_weight": 10.0,
             "n_critic": 2,
-            "betas": (0.0, 0.9),
-            "discriminator": {"norm": "layer"},
+            "beta1": 0.0,
+            "beta2": 0.9,
+            "d_norm": "layer",
         },
     ),
 }
@@ -59,26 +60,25 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
 
 
 def _case(rank: int, out: str, name: str, overrides: dict) -> None:
-    from transfigure.gan.train import GANTrainer, train
+    from transfigure.training import train
 
     # 1. the step itself under DDP: after a few steps every rank holds the same weights
     torch.manual_seed(0)
-    cfg = tiny(name, **overrides).for_data(image_size=16, channels=3, n_classes=4)
-    trainer = GANTrainer(cfg)
+    step = make_step(name, **overrides)
     torch.manual_seed(100 + rank)  # each rank sees different data and noise
     for _ in range(3):
-        trainer.train_step(torch.rand(8, 3, 16, 16) * 2 - 1, torch.randint(0, 4, (8,)))
+        labels = torch.randint(0, 4, (8,))
+        step.train_step((torch.rand(8, 3, 16, 16) * 2 - 1, labels))
     torch.save(
-        {"g": trainer.generator.state_dict(), "d": trainer.discriminator.state_dict()},
+        {"g": step.generator.state_dict(), "d": step.discriminator.state_dict()},
         os.path.join(out, f"rank{rank}.pt"),
     )
     # 2. a whole run writing one folder
     events = []
     result = train(
-        tiny(name, **overrides),
-        shapes(64),
+        step_class(name),
+        tiny(name, **overrides, data="shapes:64"),
         os.path.join(out, "run"),
-        preset=name,
         callback=events.append,
     )
     with open(os.path.join(out, f"events{rank}.json"), "w") as f:

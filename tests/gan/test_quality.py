@@ -15,9 +15,9 @@ from torch import nn
 from transfigure.checkpoint import load_model
 from transfigure.datasets.synthetic import SHAPE_CLASSES, shapes
 from transfigure.gan.config import preset
-from transfigure.gan.data import resolve_dataset
 from transfigure.gan.sampling import label_grid
-from transfigure.gan.train import train
+from transfigure.gan.step import CGANStep
+from transfigure.training import train
 
 SIZE = 16
 
@@ -71,13 +71,16 @@ def test_cgan_samples_show_the_requested_shape(tmp_path, record_property):
         batch_size=64,
         lr_g=2e-4,
         lr_d=4e-4,
-        generator={"width": 32, "latent_dim": 16},
-        discriminator={"width": 64},
+        g_width=32,
+        latent_dim=16,
+        d_width=64,
+        data="shapes:4000",
+        image_size=SIZE,
+        channels=1,
     )
-    data = resolve_dataset("shapes:4000", image_size=SIZE, channels=1, labelled=True)
-    result = train(config, data, tmp_path / "run", preset="cgan")
+    train(CGANStep, config, tmp_path / "run")
 
-    g, _ = load_model(result.generator, kind="gan-generator")
+    g, _ = load_model(tmp_path / "run" / "generator.safetensors", kind="gan-generator")
     images, labels = label_grid(g, 100, seed=7)  # 100 samples per label
     with torch.no_grad():
         predicted = classifier(outline(images)).argmax(1)

@@ -10,7 +10,8 @@ from PIL import Image
 
 from transfigure.gan import sampling as S
 from transfigure.gan.networks import Generator, GeneratorConfig
-from transfigure.gan.report import plot_losses, progress_gif, read_metrics
+from transfigure.gan.step import GAN_PANELS
+from transfigure.plots import plot_metrics, progress_gif, read_metrics
 
 
 @pytest.fixture
@@ -125,10 +126,10 @@ def _metrics(path, critic):
 def test_plot_losses(tmp_path, critic):
     _metrics(tmp_path / "m.jsonl", critic)
     assert len(read_metrics(tmp_path / "m.jsonl")) == 6  # the cut line is skipped
-    out = plot_losses(tmp_path / "m.jsonl", tmp_path / "losses.png")
+    out = plot_metrics(tmp_path / "m.jsonl", tmp_path / "losses.png", GAN_PANELS)
     with Image.open(out) as im:
         assert im.size == (800, 600 if critic else 350)
-    assert plot_losses(tmp_path / "none.jsonl", tmp_path / "x.png") is None
+    assert plot_metrics(tmp_path / "none.jsonl", tmp_path / "x.png", GAN_PANELS) is None
     assert not (tmp_path / "x.png").exists()
 
 

@@ -2,7 +2,8 @@
 
 Networks (reference parameter layout) and their configs; importing this package registers the
 model kinds ``cyclegan-generator`` and ``cyclegan-discriminator`` with
-:mod:`transfigure.checkpoint`. Training lives in :mod:`transfigure.cyclegan.train`.
+:mod:`transfigure.checkpoint`. Training is :class:`transfigure.cyclegan.step.CycleGANStep`, a
+step on the training engine.
 """
 
 from transfigure.cyclegan.networks import (

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from transfigure.checkpoint import ModelFileError, load_weights_only, save_model
 from transfigure.cyclegan.networks import GeneratorConfig, build_generator
-from transfigure.progress import Event
+from transfigure.events import Event
 
 __all__ = [
     "DEFAULT_BASE_URL",

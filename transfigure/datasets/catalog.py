@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from transfigure.download import DownloadError, cache_dir, download, safe_extract
-from transfigure.progress import Event
+from transfigure.events import Event
 
 __all__ = [
     "DATASETS",

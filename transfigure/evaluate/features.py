@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from transfigure.events import Callback, Event
 from transfigure.images import ImageError, load_image
-from transfigure.progress import Callback, Event
 from transfigure.runtime import autocast
 
 __all__ = [

@@ -32,8 +32,8 @@ from transfigure.evaluate.features import (
     build_extractor,
     extract_features,
 )
+from transfigure.events import Callback
 from transfigure.images import list_images
-from transfigure.progress import Callback
 
 __all__ = [
     "EvaluateConfig",

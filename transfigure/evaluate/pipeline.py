@@ -11,8 +11,8 @@ import torch
 from transfigure.evaluate.features import build_extractor, load_batch
 from transfigure.evaluate.metrics import EvaluateConfig, Scores, compute_scores
 from transfigure.evaluate.probe import ProbeConfig, ProbeResult, probe_translation
+from transfigure.events import Callback
 from transfigure.images import save_image
-from transfigure.progress import Callback
 from transfigure.report import Report
 
 __all__ = ["Evaluation", "run_evaluation", "summary_rows", "write_evaluation_report"]

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from transfigure.evaluate.features import VGG_SIZE, FeatureSet, PooledVGG19, extract_features
+from transfigure.events import Callback
 from transfigure.images import list_images
-from transfigure.progress import Callback
 
 __all__ = [
     "LinearProbe",

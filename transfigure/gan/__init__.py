@@ -1,4 +1,5 @@
-"""The GAN core: DCGAN, WGAN-GP and conditional GAN — one training loop, three configurations.
+"""The GAN core: DCGAN, WGAN-GP and conditional GAN — one step on the training engine,
+three configurations (:mod:`transfigure.gan.step`).
 
 Importing this package registers the model kinds ``gan-generator``, ``gan-discriminator`` and
 ``gan-critic`` with :mod:`transfigure.checkpoint`, so their model files load from the file alone.
@@ -20,14 +21,6 @@ register_model("gan-critic", DiscriminatorConfig, Discriminator)
 from transfigure.gan.config import PRESETS, TrainConfig, preset  # noqa: E402
 from transfigure.gan.data import DataError, GANData, resolve_dataset  # noqa: E402
 from transfigure.gan.losses import LOSSES, get_loss, gradient_penalty  # noqa: E402
-from transfigure.gan.train import (  # noqa: E402
-    GANTrainer,
-    NonFiniteLossError,
-    TrainingError,
-    TrainResult,
-    read_run,
-    train,
-)
 
 __all__ = [
     "LOSSES",
@@ -36,18 +29,12 @@ __all__ = [
     "Discriminator",
     "DiscriminatorConfig",
     "GANData",
-    "GANTrainer",
     "Generator",
     "GeneratorConfig",
-    "NonFiniteLossError",
     "TrainConfig",
-    "TrainResult",
-    "TrainingError",
     "get_loss",
     "gradient_penalty",
     "init_dcgan_weights",
     "preset",
-    "read_run",
     "resolve_dataset",
-    "train",
 ]

@@ -1,6 +1,7 @@
-"""The training configuration of the GAN core and its three presets.
+"""The training config of the GAN core and its three presets.
 
-DCGAN, WGAN-GP and CGAN are one training loop; a preset is only a set of field values:
+DCGAN, WGAN-GP and CGAN are one step on the training engine; a preset is only a set of field
+values:
 
 ========  =============  ========  =========  ================  ====================
 preset    loss           n_critic  gp_weight  Adam (lr, β)       critic norm / labels
@@ -18,196 +19,176 @@ Reed et al. 2016).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from transfigure.gan.data import TORCHVISION_DATASETS
 from transfigure.gan.losses import LOSSES
-from transfigure.gan.networks import DiscriminatorConfig, GeneratorConfig
-from transfigure.runtime import PRECISIONS
+from transfigure.gan.networks import (
+    NORMS,
+    SUPPORTED_IMAGE_SIZES,
+    UPSAMPLE_MODES,
+    DiscriminatorConfig,
+    GeneratorConfig,
+)
+from transfigure.training.options import TrainOptions, option
 
-__all__ = ["PRESETS", "TrainConfig", "preset"]
+__all__ = ["PRESETS", "TrainConfig", "native_channels", "preset"]
+
+
+def native_channels(data: str) -> int:
+    """The channels a ``DATA`` argument has by nature: 1 for mnist-like data, else 3."""
+    return TORCHVISION_DATASETS.get(data.lower(), (None, 3))[1]
 
 
 @dataclass
-class TrainConfig:
-    """Everything that defines a GAN training run (saved as ``config.json`` in the run folder).
+class TrainConfig(TrainOptions):
+    """Everything that defines a GAN training run (saved in ``config.json`` and checkpoints)."""
 
-    Attributes:
-        generator: G's architecture. ``image_size``/``channels``/``n_classes`` are kept equal to
-            the discriminator's by :meth:`for_data`.
-        discriminator: D's (or the critic's) architecture.
-        conditional: train a conditional GAN on the data's class labels.
-        loss: adversarial loss pair, one of ``losses.LOSSES``.
-        n_critic: discriminator steps per generator step (each on a fresh real batch).
-        gp_weight: gradient penalty weight λ (0 = none); needs a critic without batch norm.
-        clip_value: weight clipping bound of the original WGAN (0 = none).
-        label_smoothing: one-sided label smoothing of the BCE loss (real target ``1 - s``).
-        label_noise: probability of flipping each BCE target.
-        mismatch: conditional GAN only: real images paired with a wrong label are shown to D as
-            fakes too (the matching-aware discriminator of Reed et al. 2016), which teaches D
-            label-image consistency from the first step.
-        lr_g: generator learning rate (TTUR: may differ from ``lr_d``).
-        lr_d: discriminator learning rate.
-        betas: Adam's (β1, β2) for both networks.
-        ema_decay: decay of the exponential moving average of G's weights used for sampling and
-            export (0 = no averaging).
-        epochs: passes over the data.
-        batch_size: images per step and process (the global batch is this × world size).
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; a gradient scaler for fp16 on CUDA).
-        seed: seeds initialisation, data order, noise and the fixed sample latents.
-        flip: random horizontal flips of the real images.
-        log_every: steps per line of ``metrics.jsonl`` (averaged); epochs always end a line.
-        checkpoint_every: also write ``checkpoints/latest.pt`` every this many steps (0 = at
-            epoch ends only).
-        keep_every: keep a copy ``checkpoints/epoch_XXX.pt`` every this many epochs (0 = never).
-        sample_columns: columns of the fixed-latent sample grid (its rows are labels for a
-            conditional GAN, else ``sample_columns`` rows).
-        num_workers: DataLoader worker processes.
-    """
+    data: str = option("", "a folder, shapes[:N], mnist, fashion-mnist or cifar10", cli=False)
+    limit: int | None = option(
+        None, "train on a seeded random subset of this many images", minimum=1
+    )
+    image_size: int = option(
+        64,
+        "side of the (square) images; the data is resized and centre-cropped to it",
+        choices=SUPPORTED_IMAGE_SIZES,
+    )
+    channels: int | None = option(
+        None, "1 for grayscale, 3 for RGB [default: the data's own]", choices=(1, 3)
+    )
+    conditional: bool = option(False, "condition both networks on the class labels", cli=False)
+    latent_dim: int = option(100, "length of the latent vector z", minimum=1, aliases=("--nz",))
+    g_width: int = option(64, "generator width (feature maps)", minimum=1, aliases=("--ngf",))
+    d_width: int = option(64, "discriminator width (feature maps)", minimum=1, aliases=("--ndf",))
+    upsample: str = option(
+        "transpose",
+        "generator upsampling: transposed convolutions, or nearest + convolution (no "
+        "checkerboard artefacts)",
+        choices=UPSAMPLE_MODES,
+    )
+    d_norm: str = option(
+        "batch",
+        "discriminator normalisation (no batch norm with a gradient penalty)",
+        choices=NORMS,
+    )
+    dropout: float = option(0.0, "dropout in the discriminator", minimum=0.0)
+    loss: str = option("bce", "adversarial loss pair", choices=tuple(LOSSES))
+    n_critic: int = option(1, "discriminator steps per generator step", minimum=1)
+    gp_weight: float = option(0.0, "gradient penalty weight (0 = none)", minimum=0.0)
+    clip_value: float = option(0.0, "weight clipping of the original WGAN (0 = none)", minimum=0.0)
+    label_smoothing: float = option(0.0, "one-sided label smoothing (bce loss)", minimum=0.0)
+    label_noise: float = option(0.0, "probability of flipping a label (bce loss)", minimum=0.0)
+    mismatch: bool = option(
+        False, "cgan: also show D real images under wrong labels as fakes (matching-aware D)"
+    )
+    lr_g: float = option(2e-4, "generator learning rate", resumable=True, minimum=0.0)
+    lr_d: float = option(2e-4, "discriminator learning rate", resumable=True, minimum=0.0)
+    beta1: float = option(0.5, "Adam β1", resumable=True, minimum=0.0)
+    beta2: float = option(0.999, "Adam β2", resumable=True, minimum=0.0)
+    ema_decay: float = option(
+        0.999,
+        "moving average of G's weights used for samples and export (0 = off); warmed up, so "
+        "early samples already follow training",
+        minimum=0.0,
+    )
+    epochs: int = option(
+        25, "passes over the data", resumable=True, minimum=1, aliases=("--niter",)
+    )
+    batch_size: int = option(64, "images per step and process", minimum=1)
+    flip: bool = option(False, "random horizontal flips of the training images")
+    log_every: int = option(
+        50, "steps per line of metrics.jsonl (epochs always end a line)", resumable=True, minimum=1
+    )
+    sample_columns: int = option(8, "columns of the per-epoch sample grid", minimum=1)
 
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    conditional: bool = False
-    loss: str = "bce"
-    n_critic: int = 1
-    gp_weight: float = 0.0
-    clip_value: float = 0.0
-    label_smoothing: float = 0.0
-    label_noise: float = 0.0
-    mismatch: bool = False
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    ema_decay: float = 0.999
-    epochs: int = 25
-    batch_size: int = 64
-    precision: str = "fp32"
-    seed: int = 0
-    flip: bool = False
-    log_every: int = 50
-    checkpoint_every: int = 0
-    keep_every: int = 0
-    sample_columns: int = 8
-    num_workers: int = 0
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs
 
-    def __post_init__(self) -> None:
-        if isinstance(self.generator, dict):
-            self.generator = GeneratorConfig(**self.generator)
-        if isinstance(self.discriminator, dict):
-            self.discriminator = DiscriminatorConfig(**self.discriminator)
-        self.betas = tuple(float(b) for b in self.betas)  # JSON gives a list
-        self.validate()
-
-    def validate(self) -> None:
-        """Check the fields and their combinations; raises ``ValueError`` naming the problem."""
-        g, d = self.generator, self.discriminator
-        if (g.image_size, g.channels, g.n_classes) != (d.image_size, d.channels, d.n_classes):
-            raise ValueError(
-                "generator and discriminator disagree on image_size/channels/n_classes: "
-                f"{(g.image_size, g.channels, g.n_classes)} vs "
-                f"{(d.image_size, d.channels, d.n_classes)}"
-            )
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.gp_weight < 0 or self.clip_value < 0:
-            raise ValueError("gp_weight and clip_value must be >= 0")
-        if self.gp_weight > 0 and d.norm == "batch":
-            # batch norm mixes the samples, so the per-sample gradient the penalty constrains
-            # is not defined (Gulrajani et al. 2017, §4)
-            raise ValueError(
-                "the gradient penalty needs a critic without batch norm: use a discriminator "
-                "norm of layer, instance or none"
-            )
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        for name in ("n_critic", "epochs", "batch_size", "log_every", "sample_columns"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "keep_every", "num_workers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.lr_g <= 0 or self.lr_d <= 0:
-            raise ValueError("learning rates must be positive")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.label_noise <= 0.5:
-            raise ValueError("label_smoothing must be in [0, 1) and label_noise in [0, 0.5]")
-        if (self.label_smoothing or self.label_noise) and self.loss != "bce":
-            raise ValueError("label smoothing and label noise apply to the bce loss only")
-        if self.mismatch and not self.conditional:
-            raise ValueError("mismatch (wrong-label real images) needs a conditional GAN")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-
-    def for_data(self, *, image_size: int, channels: int, n_classes: int) -> TrainConfig:
-        """A copy whose two networks fit the data; ``n_classes`` is used only if conditional."""
-        k = n_classes if self.conditional else 0
-        if self.conditional and n_classes < 2:
-            raise ValueError("a conditional GAN needs labelled data with at least two classes")
-        return dataclasses.replace(
-            self,
-            generator=dataclasses.replace(
-                self.generator, image_size=image_size, channels=channels, n_classes=k
-            ),
-            discriminator=dataclasses.replace(
-                self.discriminator, image_size=image_size, channels=channels, n_classes=k
-            ),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (nested configs as dicts)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error, missing ones take defaults."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training config field(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+    @property
+    def image_channels(self) -> int:
+        """``channels``, or the data's own when it is not set."""
+        return self.channels if self.channels is not None else native_channels(self.data)
 
     @property
     def is_critic(self) -> bool:
         """True when D is a Wasserstein critic (scores, not logits of a probability)."""
         return self.loss == "wasserstein"
 
+    def validate(self) -> None:
+        """Check the fields and their combinations; raises ``ValueError`` naming the problem."""
+        super().validate()
+        if self.gp_weight > 0 and self.d_norm == "batch":
+            # batch norm mixes the samples, so the per-sample gradient the penalty constrains
+            # is not defined (Gulrajani et al. 2017, §4)
+            raise ValueError(
+                "the gradient penalty needs a critic without batch norm: use --d-norm layer, "
+                "instance or none"
+            )
+        if not all(0.0 <= b < 1.0 for b in (self.beta1, self.beta2)):
+            raise ValueError(f"betas must be in [0, 1), got {self.beta1}, {self.beta2}")
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ValueError("learning rates must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.label_noise <= 0.5:
+            raise ValueError("label smoothing must be in [0, 1) and label noise in [0, 0.5]")
+        if (self.label_smoothing or self.label_noise) and self.loss != "bce":
+            raise ValueError("label smoothing and label noise apply to the bce loss only")
+        if self.mismatch and not self.conditional:
+            raise ValueError("mismatch (wrong-label real images) needs a conditional GAN")
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "dcgan": {},
-    "wgan-gp": {
-        "loss": "wasserstein",
-        "n_critic": 5,
-        "gp_weight": 10.0,
-        "lr_g": 1e-4,
-        "lr_d": 1e-4,
-        "betas": (0.0, 0.9),
-        "discriminator": {"norm": "layer"},
-    },
-    # Departure from Mirza & Osindero: the matching-aware discriminator (Reed et al. 2016).
-    # With labels only concatenated to the input, D can tell most fakes from reals without ever
-    # checking the label, and G learns to ignore it for a long time; on the synthetic shapes
-    # this doubles the label accuracy of samples after a few CPU minutes (0.29 → 0.51, 16 px).
-    "cgan": {"conditional": True, "mismatch": True},
-}
+    def generator_config(self, n_classes: int) -> GeneratorConfig:
+        """G's architecture for data with ``n_classes`` labels (used only if conditional)."""
+        return GeneratorConfig(
+            latent_dim=self.latent_dim,
+            image_size=self.image_size,
+            channels=self.image_channels,
+            width=self.g_width,
+            n_classes=n_classes if self.conditional else 0,
+            upsample=self.upsample,
+        )
+
+    def discriminator_config(self, n_classes: int) -> DiscriminatorConfig:
+        """D's (or the critic's) architecture."""
+        return DiscriminatorConfig(
+            image_size=self.image_size,
+            channels=self.image_channels,
+            width=self.d_width,
+            n_classes=n_classes if self.conditional else 0,
+            norm=self.d_norm,
+            dropout=self.dropout,
+        )
+
+
+def _presets() -> dict[str, dict[str, Any]]:
+    from transfigure.registry import TRAINERS
+
+    return {
+        name: dict(t.preset)
+        for name, t in TRAINERS.items()
+        if t.config == "transfigure.gan.config:TrainConfig"
+    }
+
+
+PRESETS: dict[str, dict[str, Any]] = _presets()
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
-    """The configuration of a preset, with optional field overrides.
+    """The configuration of a preset, with field overrides.
 
     Args:
         name: ``dcgan``, ``wgan-gp`` or ``cgan``.
-        **overrides: top-level fields; ``generator`` / ``discriminator`` may be dicts of
-            fields to change in the preset's network configs.
+        **overrides: fields to change.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown GAN preset {name!r}; choose one of {', '.join(PRESETS)}")
-    values = {**PRESETS[name]}
-    for key, value in overrides.items():
-        if key in ("generator", "discriminator") and isinstance(value, dict):
-            values[key] = {**values.get(key, {}), **value}
-        else:
-            values[key] = value
-    values["generator"] = GeneratorConfig(**values.get("generator", {}))
-    values["discriminator"] = DiscriminatorConfig(**values.get("discriminator", {}))
-    return TrainConfig(**values)
+    config = TrainConfig(**{**PRESETS[name], **overrides})
+    config.validate()
+    return config
+
+
+def preset_defaults(name: str) -> TrainConfig:
+    """The preset's config with no data: the defaults its command line shows."""
+    return dataclasses.replace(TrainConfig(), **PRESETS[name])

@@ -52,11 +52,11 @@ _ALIASES = {
 }
 
 
-class DataError(Exception):
+class DataError(ValueError):
     """The training data cannot be used; the message says what was wrong and what to do."""
 
 
-class DataNotFoundError(DataError):
+class DataNotFoundError(DataError, FileNotFoundError):
     """``DATA`` names neither an existing folder nor a known dataset (a usage error)."""
 
 

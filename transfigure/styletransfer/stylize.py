@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from transfigure import runtime
-from transfigure.progress import Event
+from transfigure.events import Event
 from transfigure.styletransfer.losses import (
     blend_grams,
     content_loss,

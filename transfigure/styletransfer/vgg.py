@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from transfigure.progress import Event
+from transfigure.events import Event
 
 __all__ = [
     "CAFFE_MEAN_BGR",

@@ -1,0 +1,106 @@
+"""The one place where trainers are registered.
+
+Each entry names its step class and config class by import path, so that listing trainers
+(``transfigure train --help``) imports nothing heavy, and nothing is registered as a side
+effect of importing a module. Adding a trainer means a step, a config dataclass and one entry
+here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TRAINERS", "Trainer", "load"]
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """A trainer as the command line sees it.
+
+    Attributes:
+        name: the ``transfigure train NAME`` subcommand.
+        step: ``"module:Class"`` of its :class:`~transfigure.training.step.Step`.
+        config: ``"module:Class"`` of its config dataclass.
+        summary: one line for ``transfigure train --help``.
+        help: the command's help text (paragraphs; ``\\b`` keeps a block unwrapped).
+        data: ``"single"`` (one DATA argument: the config's ``data`` field) or ``"domains"``
+            (DATA_ROOT, or ``--domain-a``/``--domain-b``: the fields ``data_root``,
+            ``domain_a``, ``domain_b``).
+        preset: field values that differ from the config's defaults.
+    """
+
+    name: str
+    step: str
+    config: str
+    summary: str
+    help: str
+    data: str = "single"
+    preset: dict[str, Any] = field(default_factory=dict)
+
+
+def load(target: str) -> Any:
+    """Import ``"module:attribute"``."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+_GAN_DATA = """\b
+DATA is a folder of images (class sub-folders for cgan), "shapes" / "shapes:N" (synthetic
+labelled shapes), or mnist, fashion-mnist, cifar10 (downloaded by torchvision when online).
+The run folder gets generator.safetensors (for 'transfigure sample')."""
+
+_DOMAINS = """\b
+DATA_ROOT holds trainA/ and trainB/ (testA/, testB/ give the sample strips), as the reference
+datasets do; or give two folders with --domain-a and --domain-b."""
+
+TRAINERS: dict[str, Trainer] = {
+    "dcgan": Trainer(
+        "dcgan",
+        "transfigure.gan.step:DCGANStep",
+        "transfigure.gan.config:TrainConfig",
+        "Train a DCGAN on images, shapes or mnist-like data.",
+        "Train a DCGAN (Radford et al. 2015): BCE loss, Adam(2e-4, β1 0.5).\n\n" + _GAN_DATA,
+        preset={},
+    ),
+    "wgan-gp": Trainer(
+        "wgan-gp",
+        "transfigure.gan.step:WGANGPStep",
+        "transfigure.gan.config:TrainConfig",
+        "Train a WGAN-GP (Wasserstein loss, gradient penalty).",
+        "Train a WGAN-GP (Gulrajani et al. 2017): Wasserstein loss, gradient penalty 10, 5 critic "
+        "steps per generator step, Adam(1e-4, β 0/0.9), layer-norm critic.\n\n" + _GAN_DATA,
+        preset={
+            "loss": "wasserstein",
+            "n_critic": 5,
+            "gp_weight": 10.0,
+            "lr_g": 1e-4,
+            "lr_d": 1e-4,
+            "beta1": 0.0,
+            "beta2": 0.9,
+            "d_norm": "layer",
+        },
+    ),
+    "cgan": Trainer(
+        "cgan",
+        "transfigure.gan.step:CGANStep",
+        "transfigure.gan.config:TrainConfig",
+        "Train a conditional GAN on labelled data.",
+        "Train a conditional DCGAN (Mirza & Osindero 2014) on labelled data: class sub-folders, "
+        "shapes, mnist, fashion-mnist or cifar10. The discriminator also sees real images under "
+        "wrong labels as fakes (Reed et al. 2016).\n\n" + _GAN_DATA,
+        # Departure from Mirza & Osindero: the matching-aware discriminator (see gan/config.py)
+        preset={"conditional": True, "mismatch": True},
+    ),
+    "cyclegan": Trainer(
+        "cyclegan",
+        "transfigure.cyclegan.step:CycleGANStep",
+        "transfigure.cyclegan.config:TrainConfig",
+        "Train a CycleGAN between two unpaired image domains.",
+        "Train a CycleGAN (Zhu et al. 2017) between two unpaired image domains, with the "
+        "reference's defaults.\n\n" + _DOMAINS + "\n\nThe run folder gets "
+        "generator_a2b.safetensors and generator_b2a.safetensors (for 'transfigure translate').",
+        data="domains",
+    ),
+}
