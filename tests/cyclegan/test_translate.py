@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from torch import nn
 
+from transfigure.batch import BatchEvent
 from transfigure.checkpoint import ModelFileError, save_model
 from transfigure.cli import main
 from transfigure.cyclegan.networks import GeneratorConfig, build_generator
 from transfigure.cyclegan.translate import (
-    TranslateEvent,
     Translator,
     auto_tile,
     load_translator,
@@ -163,7 +163,7 @@ def test_translate_files_mirrors_folders_and_keeps_sizes(tmp_path, photos):
             assert img.size == size
             assert img.mode == "RGB"  # the grayscale input went through a 3-channel model
     assert not report.failed and not report.skipped
-    done = [e for e in events if isinstance(e, TranslateEvent) and e.output is not None]
+    done = [e for e in events if isinstance(e, BatchEvent) and e.status == "written"]
     assert len(done) == 4 and all(e.unit == "img" and e.total == 4 for e in done)
     assert done[-1].completed == 4 and done[-1].done
 

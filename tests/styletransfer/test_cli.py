@@ -56,7 +56,7 @@ def test_single_content_to_file_with_trace(runner, images):
     # An existing output is skipped without --overwrite, replaced with it.
     before = out.stat().st_mtime_ns
     again = runner.invoke(main, [*args[1:], *FAST])
-    assert again.exit_code == 0 and again.stdout == "" and "exists, skipped" in again.stderr
+    assert again.exit_code == 0 and again.stdout == "" and "whose output exists" in again.stderr
     assert out.stat().st_mtime_ns == before
     again = runner.invoke(main, [*args, *FAST, "--overwrite"])
     assert again.exit_code == 0 and again.stdout.split() == [str(out)]

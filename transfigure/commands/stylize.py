@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from transfigure.batch import BatchEvent, Job, run_batch
 from transfigure.cli_support import AppState, PartialFailure, pass_state
 from transfigure.fileio import write_json
 from transfigure.images import IMAGE_EXTENSIONS, ImageError, load_image, save_image, walk_images
@@ -209,7 +210,8 @@ def stylize(
     variation losses, coarse to fine: the image is optimised at --min-size first and refined at
     successively larger sizes up to --size. The style targets are computed once per scale and
     reused for every content image. Each file written is printed on stdout; unreadable content
-    images are named on stderr and skipped (exit code 1).
+    images are named on stderr and skipped (exit code 1). Existing outputs are skipped unless
+    --overwrite; several processes may share one output folder.
     """
     if style_blend is not None and len(style_blend) != len(styles):
         raise click.BadParameter(
@@ -262,7 +264,6 @@ def stylize(
     )
     if not single_file and out.suffix.lower() in IMAGE_EXTENSIONS:
         raise click.UsageError(f"{len(items)} content images need an output folder, not {out}")
-    protect = [file for file, _ in items] + list(styles)
 
     # Style images are required: one that cannot be read stops the command (an ImageError,
     # shown without a traceback by the CLI).
@@ -280,61 +281,76 @@ def stylize(
         raise click.BadParameter(str(exc), param_hint="--vgg-weights") from exc
 
     runs: list[dict] = []
-    failed = 0
+    finals: dict[Path, tuple[float, dict[str, float], list]] = {}
     with state.renderer() as renderer:
         renderer.log(
             f"stylizing {len(items)} image(s) after {', '.join(p.name for p in styles)} on "
             f"{state.device} ({state.precision}, VGG19 {stylizer.vgg.source}, {config.optimizer}, "
             f"{config.iterations} iterations, long side {config.size})"
         )
-        for file, rel in items:
-            target = _output_for(rel, out, single_file)
-            if target.exists() and not overwrite:
-                state.warn(f"{target} exists, skipped (--overwrite replaces it)")
-                continue
-            try:
-                content = load_image(file)
-            except ImageError as exc:
-                state.error(str(exc))
-                failed += 1
-                continue
 
-            def on_event(event: StylizeEvent, name: str = file.name, target: Path = target):
-                renderer(dataclasses.replace(event, task=f"{name} {event.task}", image=None))
+        def process(jobs: list[Job], images: list) -> list:
+            (job,), (content,) = jobs, images  # one image per call (no group given)
+
+            def on_event(event: StylizeEvent) -> None:
+                renderer(
+                    dataclasses.replace(event, task=f"{job.source.name} {event.task}", image=None)
+                )
                 if event.image is not None:
+                    target = job.output
                     snapshot = target.with_name(f"{target.stem}_step{event.step:04d}.png")
                     state.echo_result(save_image(event.image.cpu(), snapshot, overwrite=True))
 
-            try:
-                result = stylizer.stylize(content, init_image=init_image, callback=on_event)
-            except ValueError as exc:  # an image too small for the network at this size
-                state.error(f"{file}: {exc}")
-                failed += 1
-                continue
-            written = save_image(result.image.cpu(), target, overwrite=overwrite, protect=protect)
-            state.echo_result(written)
-            losses = ", ".join(f"{k} {v:.4g}" for k, v in result.final_losses.items())
-            renderer.log(f"{written}: {result.seconds:.1f} s; final losses: {losses}")
-            if trace is not None:
-                runs.append(
-                    {
-                        "content": str(file),
-                        "output": str(written),
-                        "seconds": result.seconds,
-                        "final": result.final_losses,
-                        "trace": result.trace,
-                    }
-                )
-                # Rewritten after every image, so an interrupted batch keeps what it did.
-                payload = {
-                    "styles": [str(p) for p in styles],
-                    "config": dataclasses.asdict(config),
-                    "device": str(state.device),
-                    "precision": state.precision,
-                    "runs": runs,
+            result = stylizer.stylize(content, init_image=init_image, callback=on_event)
+            finals[job.source] = (result.seconds, result.final_losses, result.trace)
+            return [result.image]
+
+        def on_batch_event(event) -> None:
+            renderer(event)
+            if not isinstance(event, BatchEvent) or event.status is None:
+                return
+            if event.status == "failed":
+                state.error(event.error or f"{event.source}: failed")
+                return
+            if event.status != "written":
+                return
+            state.echo_result(event.output)
+            seconds, final, steps = finals.pop(event.source)
+            losses = ", ".join(f"{k} {v:.4g}" for k, v in final.items())
+            renderer.log(f"{event.output}: {seconds:.1f} s; final losses: {losses}")
+            if trace is None:
+                return
+            runs.append(
+                {
+                    "content": str(event.source),
+                    "output": str(event.output),
+                    "seconds": seconds,
+                    "final": final,
+                    "trace": steps,
                 }
-                write_json(trace, payload)
+            )
+            # Rewritten after every image, so an interrupted batch keeps what it did.
+            payload = {
+                "styles": [str(p) for p in styles],
+                "config": dataclasses.asdict(config),
+                "device": str(state.device),
+                "precision": state.precision,
+                "runs": runs,
+            }
+            write_json(trace, payload)
+
+        report = run_batch(
+            [(file, _output_for(rel, out, single_file)) for file, rel in items],
+            decode=load_image,
+            process=process,
+            overwrite=overwrite,
+            workers=1,
+            protect=styles,
+            task="stylize",
+            callback=on_batch_event,
+        )
+        renderer.log(report.summary())
     if trace is not None and runs:
         state.echo_result(trace)
-    if failed:
-        raise PartialFailure(failed, len(items))
+    if report.failed:
+        raise PartialFailure(len(report.failed), len(items))

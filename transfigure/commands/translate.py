@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
+from transfigure.batch import BatchEvent
 from transfigure.cli_support import AppState, PartialFailure, pass_state
 from transfigure.cyclegan.translate import (
     DIRECTIONS,
     TranslateConfig,
-    TranslateEvent,
     Translator,
     load_translator,
     model_multiple,
@@ -179,11 +179,11 @@ def translate(
 
         def on_event(event) -> None:
             renderer(event)
-            if isinstance(event, TranslateEvent):
-                if event.output is not None:
+            if isinstance(event, BatchEvent):
+                if event.status == "written":
                     state.echo_result(event.output)
-                elif event.error is not None:
-                    state.error(event.error)
+                elif event.status == "failed":
+                    state.error(event.error or f"{event.source}: failed")
 
         report = translate_files(
             translator,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from transfigure.report import Figure, Report
 
 if TYPE_CHECKING:
-    from transfigure.cyclegan.translate import Entry
+    from transfigure.batch import Entry
 
 __all__ = ["write_compare_page"]
 
@@ -35,7 +35,7 @@ def write_compare_page(
 
     Args:
         path: the page (e.g. ``OUTDIR/index.html``), written atomically.
-        entries: :class:`transfigure.cyclegan.translate.Entry` rows in display order; outputs
+        entries: :class:`transfigure.batch.Entry` rows in display order; outputs
             left from an earlier run (``"skipped"``) are shown too, failures in a table.
         title: page heading.
         subtitle: a line under the heading (the model, settings).

@@ -7,10 +7,9 @@ Three layers, each usable alone:
   :mod:`transfigure.cyclegan.tiling`) when it is larger than ``tile``² pixels, in the chosen
   precision, channels-last on CUDA.
 - :func:`translate_files` — a list of ``(file, relative path)`` pairs into an output folder that
-  mirrors them: decoding in a thread pool that reads ahead, images of one size batched, encoding
-  and writing in a writer thread, all overlapped with the network. Existing outputs are skipped
-  unless ``overwrite``; inputs are never overwritten; a file that fails is reported and the rest
-  carry on. Progress arrives as :class:`TranslateEvent` (unit ``"img"``).
+  mirrors them, on the shared files → files job (:mod:`transfigure.batch`: decoding ahead,
+  skipping existing outputs, atomic writes, each bad file named, claims shared with other
+  processes). Progress arrives as :class:`~transfigure.batch.BatchEvent` (unit ``"img"``).
 - :func:`load_translator` — a model file, a training run folder (with a direction), a reference
   ``.pth``, or the name of a pretrained model (downloaded and converted on first use).
 
@@ -34,10 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from transfigure.batch import BatchReport, Job, run_batch
 from transfigure.checkpoint import ModelFileError, ModelInfo, load_model
 from transfigure.cyclegan import networks as _networks  # noqa: F401  (registers the model kind)
 from transfigure.cyclegan.tiling import (
@@ -54,22 +51,18 @@ from transfigure.cyclegan.tiling import (
     shared_norm_statistics,
     tiled_apply,
 )
+from transfigure.events import Event
 from transfigure.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     ImageError,
     load_image,
-    save_image,
 )
-from transfigure.progress import Event
 from transfigure.runtime import autocast
 
 __all__ = [
     "DIRECTIONS",
-    "Entry",
     "TranslateConfig",
-    "TranslateEvent",
-    "TranslateReport",
     "Translator",
     "auto_tile",
     "load_translator",
@@ -114,70 +107,6 @@ class TranslateConfig:
     overwrite: bool = field(default=False, metadata={"help": "Replace existing outputs."})
     workers: int = field(default=2, metadata={"help": "Decoding threads."})
     quality: int = field(default=95, metadata={"help": "JPEG / WebP quality."})
-
-
-@dataclass
-class TranslateEvent(Event):
-    """Progress of :func:`translate_files`; one per image finished (written or failed).
-
-    Attributes:
-        source: the input file.
-        output: the file written, or ``None``.
-        error: why the image failed, or ``None``.
-    """
-
-    source: Path | None = None
-    output: Path | None = None
-    error: str | None = None
-
-
-@dataclass
-class Entry:
-    """One input of a translation job and what became of it.
-
-    Attributes:
-        source: the input file.
-        output: its output file (``None`` when none could be planned).
-        status: ``"written"``, ``"skipped"`` (the output existed) or ``"failed"``.
-        error: why it failed.
-    """
-
-    source: Path
-    output: Path | None
-    status: str
-    error: str | None = None
-
-
-@dataclass
-class TranslateReport:
-    """What :func:`translate_files` did.
-
-    Attributes:
-        written: output files written, in the order they were finished.
-        skipped: ``(input, existing output)`` pairs left alone (no ``overwrite``).
-        failed: ``(input, reason)`` pairs.
-        entries: one :class:`Entry` per input, in input order (what a comparison page shows).
-        seconds: wall time.
-        tile: the tile side used in the end (after any out-of-memory reduction).
-    """
-
-    written: list[Path] = field(default_factory=list)
-    skipped: list[tuple[Path, Path]] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
-    seconds: float = 0.0
-    tile: int | None = None
-
-    @property
-    def images_per_second(self) -> float:
-        return len(self.written) / self.seconds if self.seconds > 0 else 0.0
-
-    def summary(self) -> str:
-        """One line for the log: counts, time and throughput."""
-        return (
-            f"{len(self.written)} written, {len(self.skipped)} skipped, {len(self.failed)} "
-            f"failed in {self.seconds:.1f} s ({self.images_per_second:.2f} img/s)"
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,13 +392,6 @@ def _decode(path: Path, size: int | None, in_channels: int, max_pixels: int | No
     return image.mul(2).sub(1)
 
 
-@dataclass
-class _Job:
-    index: int
-    source: Path
-    output: Path
-
-
 class Translator:
     """A generator plus the settings to run it on images of any size.
 
@@ -557,26 +479,6 @@ class Translator:
         return y.cpu()
 
 
-def _plan(
-    items: Sequence[tuple[Path, Path]], outdir: Path, fmt: str | None
-) -> tuple[list[_Job], list[tuple[_Job, str]]]:
-    inputs = {os.path.normcase(str(src.resolve())) for src, _ in items}
-    taken: dict[str, Path] = {}
-    jobs: list[_Job] = []
-    bad: list[tuple[_Job, str]] = []
-    for index, (src, rel) in enumerate(items):
-        job = _Job(index, src, output_path(outdir, rel, fmt))
-        key = os.path.normcase(str(job.output.resolve()))
-        if key in inputs:
-            bad.append((job, f"its output {job.output} would overwrite an input file"))
-        elif key in taken:
-            bad.append((job, f"its output {job.output} is also the output of {taken[key]}"))
-        else:
-            taken[key] = src
-            jobs.append(job)
-    return jobs, bad
-
-
 def translate_files(
     translator: Translator,
     items: Sequence[tuple[Path, Path]],
@@ -589,8 +491,12 @@ def translate_files(
     quality: int = 95,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     callback: Callable[[Event], None] | None = None,
-) -> TranslateReport:
+) -> BatchReport:
     """Translate image files into ``outdir``, mirroring their relative paths.
+
+    The file handling (decoding ahead, skipping existing outputs, claims shared with other
+    processes, atomic writes, per-file failures, Ctrl-C) is :func:`transfigure.batch.run_batch`;
+    images of one size are batched up to the translator's limit.
 
     Args:
         translator: the network and its run settings.
@@ -599,182 +505,34 @@ def translate_files(
         size: resize each input so its shorter side is ``size`` first (output at that size).
         fmt: output extension (``"png"``); ``None`` keeps each input's.
         overwrite: replace existing outputs (inputs are never replaced).
-        workers: decoding threads; up to ``4 * workers`` (at least ``2 * batch``) images are
-            decoded ahead of the network.
+        workers: decoding threads.
         quality: JPEG / WebP quality.
         max_pixels: refuse inputs with more pixels (decompression-bomb guard).
-        callback: receives a :class:`TranslateEvent` per finished image (task ``"translate"``,
-            unit ``"img"``, ``total`` the images to translate), and log messages.
+        callback: receives a :class:`~transfigure.batch.BatchEvent` per finished image (task
+            ``"translate"``, unit ``"img"``), tile progress of large images, and log messages.
 
     Returns:
-        A :class:`TranslateReport`; failures are in it, not raised.
+        A :class:`~transfigure.batch.BatchReport`; failures are in it, not raised.
     """
-    start = time.perf_counter()
     outdir = Path(outdir)
-    report = TranslateReport()
-    emit = callback or (lambda _event: None)
-    jobs, bad = _plan(items, outdir, fmt)
-    status: dict[int, Entry] = {}
-    for job, reason in bad:
-        report.failed.append((job.source, reason))
-        status[job.index] = Entry(job.source, None, "failed", reason)
-        emit(TranslateEvent(task="translate", source=job.source, error=reason, unit="img"))
-
-    todo: list[_Job] = []
-    for job in jobs:
-        if job.output.exists() and not overwrite:
-            report.skipped.append((job.source, job.output))
-            status[job.index] = Entry(job.source, job.output, "skipped")
-        else:
-            todo.append(job)
-    if report.skipped:
-        emit(
-            Event(
-                task="translate",
-                message=f"skipping {len(report.skipped)} image(s) whose output exists "
-                "(--overwrite to replace them)",
-            )
-        )
-
-    total = len(todo)
-    done = 0
-
-    def progress(job: _Job, output: Path | None, error: str | None) -> None:
-        nonlocal done
-        done += 1
-        if output is not None:
-            report.written.append(output)
-            status[job.index] = Entry(job.source, output, "written")
-        else:
-            report.failed.append((job.source, error or "failed"))
-            status[job.index] = Entry(job.source, job.output, "failed", error)
-        emit(
-            TranslateEvent(
-                task="translate",
-                completed=done,
-                total=total,
-                unit="img",
-                source=job.source,
-                output=output,
-                error=error,
-                done=done == total,
-            )
-        )
-
-    if total:
-        emit(TranslateEvent(task="translate", completed=0, total=total, unit="img"))
-        _pipeline(
-            translator,
-            todo,
-            size=size,
-            overwrite=overwrite,
-            workers=workers,
-            quality=quality,
-            max_pixels=max_pixels,
-            progress=progress,
-        )
-    report.entries = [status[i] for i in sorted(status)]
-    report.seconds = time.perf_counter() - start
-    report.tile = translator.tile
-    return report
-
-
-def _write(output: Path, image: Tensor, source: Path, overwrite: bool, quality: int) -> Path:
-    return save_image(image, output, overwrite=overwrite, protect=(source,), quality=quality)
-
-
-def _pipeline(
-    translator: Translator,
-    todo: list[_Job],
-    *,
-    size: int | None,
-    overwrite: bool,
-    workers: int,
-    quality: int,
-    max_pixels: int | None,
-    progress: Callable[[_Job, Path | None, str | None], None],
-) -> None:
-    """decode (thread pool, reading ahead) → batch by size → network → write (writer thread).
-
-    ``progress`` is only ever called from this (the calling) thread.
-    """
-    ahead = max(4 * max(1, workers), 2 * translator.batch_size)
     in_channels = translator.in_channels
-    # Pending writes are kept in submission order, so results are reported in input order.
-    writes: deque[tuple[_Job, Future[Path]]] = deque()
-    max_writes = max(2, translator.batch_size * 2)
 
-    def reap(block: bool) -> None:
-        while writes and (block or writes[0][1].done() or len(writes) > max_writes):
-            job, future = writes.popleft()
-            try:
-                progress(job, future.result(), None)
-            except FileExistsError:
-                progress(job, None, f"{job.output}: output appeared meanwhile (not replaced)")
-            except (ImageError, OSError, ValueError) as e:
-                progress(job, None, str(e))
+    def decode(path: Path) -> Tensor:
+        return _decode(path, size, in_channels, max_pixels)
 
-    # shape -> pending (job, tensor) pairs; oldest shape first.
-    buckets: OrderedDict[tuple[int, ...], list[tuple[_Job, Tensor]]] = OrderedDict()
+    def process(jobs: list[Job], images: list[Tensor]) -> Tensor:
+        batch = torch.stack(images)  # (B, C, H, W), one size
+        return translator(batch).add_(1).div_(2).clamp_(0, 1)
 
-    def flush(shape: tuple[int, ...]) -> None:
-        group = buckets.pop(shape)
-        batch = torch.stack([t for _, t in group])
-        try:
-            out = translator(batch)
-        except Exception as e:  # a failing batch fails its images, not the job
-            for job, _ in group:
-                progress(job, None, f"{job.source}: translation failed ({type(e).__name__}: {e})")
-            return
-        out = out.add(1).div(2).clamp(0, 1)
-        for (job, _), image in zip(group, out, strict=True):
-            writes.append(
-                (job, writer.submit(_write, job.output, image, job.source, overwrite, quality))
-            )
-        reap(block=False)
-
-    with (
-        ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode") as decoder,
-        ThreadPoolExecutor(1, thread_name_prefix="write") as writer,
-    ):
-        queue: deque[tuple[_Job, Future[Tensor]]] = deque()
-        jobs = iter(todo)
-
-        def refill() -> None:
-            while len(queue) < ahead:
-                job = next(jobs, None)
-                if job is None:
-                    return
-                queue.append(
-                    (job, decoder.submit(_decode, job.source, size, in_channels, max_pixels))
-                )
-
-        try:
-            refill()
-            while queue:
-                job, future = queue.popleft()
-                refill()
-                try:
-                    image = future.result()
-                except ImageError as e:
-                    progress(job, None, str(e))
-                    continue
-                except Exception as e:  # noqa: BLE001 — any decoder failure is this file's
-                    progress(job, None, f"{job.source}: cannot read ({type(e).__name__}: {e})")
-                    continue
-                shape = tuple(image.shape)
-                buckets.setdefault(shape, []).append((job, image))
-                if len(buckets[shape]) >= translator.batch_limit(shape[-2], shape[-1]):
-                    flush(shape)
-                elif sum(len(g) for g in buckets.values()) > 2 * translator.batch_size:
-                    flush(next(iter(buckets)))  # mixed sizes: do not hold images forever
-                reap(block=False)
-            while buckets:
-                flush(next(iter(buckets)))
-            reap(block=True)
-        except BaseException:
-            for _, future in queue:
-                future.cancel()
-            for _, future in writes:
-                future.cancel()
-            raise
+    return run_batch(
+        [(src, output_path(outdir, rel, fmt)) for src, rel in items],
+        decode=decode,
+        process=process,
+        group=lambda image: tuple(image.shape),
+        batch_limit=lambda image: translator.batch_limit(image.shape[-2], image.shape[-1]),
+        overwrite=overwrite,
+        workers=workers,
+        quality=quality,
+        task="translate",
+        callback=callback,
+    )
