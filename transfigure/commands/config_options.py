@@ -27,7 +27,7 @@ class ConfigOption(click.Option):
 
     def __init__(self, param_decls: Sequence[str], *, aliases: Sequence[str] = (), **attrs: Any):
         super().__init__([*param_decls, *aliases], **attrs)
-        self.hidden_names = {a.strip().lstrip("/").strip() for a in aliases}
+        self.hidden_names = {part.strip() for a in aliases for part in a.split("/") if part.strip()}
 
     @contextlib.contextmanager
     def _visible(self) -> Iterator[None]:
@@ -82,8 +82,12 @@ def config_options(
             kind = _base_type(hints[f.name])
             default = getattr(defaults, f.name)
             help_text = meta.get("help", "")
+            help_text = help_text[:1].upper() + help_text[1:]
+            shows_default = "[default:" in help_text
             if kind is bool:
-                aliases = [f"{underscore}/--no_{f.name}"] if underscore != flag else []
+                aliases = [
+                    f"{underscore}/--no_{f.name}" if underscore != flag else f" /--no_{f.name}"
+                ]
                 for alias in meta.get("aliases", ()):
                     aliases.append(f" /{alias}" if alias.startswith("--no_") else alias)
                 fn = click.option(
@@ -113,7 +117,7 @@ def config_options(
                 aliases=aliases,
                 type=click_type,
                 default=str(default) if choices and default is not None else default,
-                show_default=default is not None,
+                show_default=default is not None and not shows_default,
                 help=help_text,
             )(fn)
         return fn

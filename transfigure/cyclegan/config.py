@@ -24,7 +24,24 @@ from transfigure.cyclegan.schedule import POLICIES
 from transfigure.datasets.transforms import PREPROCESS_MODES
 from transfigure.training.options import TrainOptions, default_workers, option
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "check_sizes"]
+
+
+def check_sizes(crop_size: int, net_g: str, net_d: str, n_layers_d: int) -> None:
+    """Raise ``ValueError`` when ``crop_size`` is too small for the networks (their feature maps
+    would shrink below one pixel), saying what would work."""
+    if net_g.startswith("unet_"):
+        depth = int(net_g.split("_")[1])
+        if crop_size % depth:
+            raise ValueError(
+                f"--crop-size {crop_size} does not fit {net_g}: its size must be a multiple of "
+                f"{depth} (or use a resnet generator, which takes any multiple of 4)"
+            )
+    if net_d != "pixel" and crop_size < 4 * 2**n_layers_d:
+        raise ValueError(
+            f"--crop-size {crop_size} is too small for a {n_layers_d}-layer PatchGAN "
+            f"discriminator: use at least {4 * 2**n_layers_d}, or fewer --n-layers-d"
+        )
 
 
 @dataclass
@@ -76,7 +93,9 @@ class TrainConfig(TrainOptions):
         aliases=("--n_layers_D",),
     )
     norm: str = option(GeneratorConfig.norm, "normalisation", choices=NORMS)
-    use_dropout: bool = option(GeneratorConfig.use_dropout, "dropout in the generators")
+    use_dropout: bool = option(
+        GeneratorConfig.use_dropout, "dropout in the generators", aliases=("--no_dropout",)
+    )
     upsample: str = option(
         GeneratorConfig.upsample,
         "generator upsampling: transposed convolutions (reference) or resize + convolution "
@@ -147,6 +166,7 @@ class TrainConfig(TrainOptions):
             )
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        check_sizes(self.crop_size, self.net_g, self.net_d, self.n_layers_d)
 
     def generator_config(self, direction: str) -> GeneratorConfig:
         """Architecture of ``G_A`` (``"a2b"``) or ``G_B`` (``"b2a"``)."""
