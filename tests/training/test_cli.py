@@ -57,3 +57,29 @@ def test_a_crop_too_small_for_the_networks_is_a_usage_error(seasons_root, tmp_pa
         main, ["train", "cyclegan", str(seasons_root), "--net-g", "unet_256", "--crop-size", "128"]
     )
     assert result.exit_code == 2 and "multiple of 256" in result.output
+
+
+def test_models_export_rebuilds_the_generators_from_any_checkpoint(seasons_root, tmp_path):
+    from transfigure.checkpoint import load_model, load_training_state
+
+    out = tmp_path / "run"
+    args = ["--quiet", "train", "cyclegan", str(seasons_root), "-o", str(out), "--epochs", "2"]
+    args += ["--crop-size", "32", "--load-size", "32", "--net-g", "resnet_6blocks"]
+    args += ["--ngf", "4", "--ndf", "4", "--workers", "0", "--keep-every", "1"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    first = out / "checkpoints" / "epoch_001.pt"
+    result = CliRunner().invoke(
+        main, ["models", "export", str(out), "--checkpoint", str(first), "-o", str(tmp_path / "e1")]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        str(tmp_path / "e1" / "generator_a2b.safetensors"),
+        str(tmp_path / "e1" / "generator_b2a.safetensors"),
+    ]
+    g, info = load_model(tmp_path / "e1" / "generator_a2b.safetensors")
+    assert info.extra["epoch"] == 1 and info.extra["checkpoint"] == str(first)
+    weights = load_training_state(first)["networks"]["G_A"]
+    for key, value in g.state_dict().items():
+        assert value.equal(weights[key]), key
+    missing = CliRunner().invoke(main, ["models", "export", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "not a run folder" in missing.output

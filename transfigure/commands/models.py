@@ -115,3 +115,53 @@ def import_command(
         raise click.ClickException(f"{out}: exists (pass --overwrite to replace it)")
     path = zoo.import_official(file, out, name=name, direction=direction)
     state.echo_result(path)
+
+
+@models.command("export")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint to export (default: RUN/checkpoints/latest.pt; e.g. "
+    "RUN/checkpoints/epoch_010.pt).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write the model files into (default: RUN itself).",
+)
+@pass_state
+def export_command(
+    state: AppState, run_dir: Path, checkpoint: Path | None, output: Path | None
+) -> None:
+    """Write the model files of a training run from one of its checkpoints.
+
+    Training exports its models with every checkpoint; this rebuilds them from any checkpoint
+    of RUN (an interrupted run, a kept epoch), for 'transfigure translate' or 'sample'.
+    """
+    from transfigure.registry import TRAINERS, load
+    from transfigure.training import TrainingError, export_models, read_run_config
+
+    try:
+        trainer = read_run_config(run_dir)["trainer"]
+    except (FileNotFoundError, ValueError) as e:
+        raise click.BadParameter(str(e), param_hint="RUN") from e
+    if trainer not in TRAINERS:
+        raise click.ClickException(f"{run_dir}: a run of an unknown trainer {trainer!r}")
+    spec = TRAINERS[trainer]
+    try:
+        paths = export_models(
+            load(spec.step),
+            load(spec.config),
+            run_dir,
+            checkpoint=checkpoint,
+            output=output,
+            device=state.device,
+        )
+    except TrainingError as e:
+        raise click.ClickException(str(e)) from e
+    for path in paths:
+        state.echo_result(path)

@@ -10,6 +10,7 @@ from transfigure.training.loop import (
     TrainingError,
     TrainResult,
     epoch_batches,
+    export_models,
     load_config,
     train,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "config_to_dict",
     "default_workers",
     "epoch_batches",
+    "export_models",
     "load_config",
     "option",
     "read_run_config",

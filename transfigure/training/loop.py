@@ -47,6 +47,7 @@ from transfigure.training.step import Step
 
 __all__ = [
     "NonFiniteError",
+    "export_models",
     "TrainResult",
     "TrainingError",
     "epoch_batches",
@@ -287,8 +288,8 @@ class _Engine:
             "world_size": self.dist.world_size,
         }
 
-    def load(self) -> None:
-        path = self.run.latest
+    def load(self, path: Path | None = None) -> None:
+        path = path or self.run.latest
         try:
             state = load_training_state(path, map_location="cpu")
         except ModelFileError as e:
@@ -314,6 +315,7 @@ class _Engine:
         self.window = _Window(state["window"])
         self.epoch_window = _Window(state["epoch_window"])
         self.last_d_loss = state.get("last_d_loss")
+        self.last_good = (path, self.global_step)
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
             runtime.set_rng_state(rngs[self.dist.rank])
@@ -325,7 +327,6 @@ class _Engine:
                 f"{self.dist.world_size}: it continues reproducibly but not bit-identically",
             )
             runtime.seed_everything(self.config.seed + 1000 * self.global_step + self.dist.rank)
-        self.last_good = (path, self.global_step)
 
     def save(self, *, keep: bool = False) -> None:
         """Export the models and write the checkpoint, after checking every weight is finite."""
@@ -727,3 +728,59 @@ def train(
         f"{device}; run folder {run.path}",
     )
     return engine.fit(max_steps=max_steps)
+
+
+def export_models(
+    step_cls: type[Step],
+    config_cls: type,
+    run_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    output: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> list[Path]:
+    """Write the model files of a run from one of its checkpoints.
+
+    Training already exports with every checkpoint; this rebuilds them from any checkpoint
+    (``checkpoints/epoch_XXX.pt``, or one copied from elsewhere), e.g. into another folder.
+
+    Args:
+        step_cls: the run's trainer (see ``config.json``'s ``trainer``).
+        config_cls: its config class.
+        run_dir: the run folder.
+        checkpoint: the checkpoint to export [default: ``checkpoints/latest.pt``].
+        output: the folder to write into [default: ``run_dir``].
+        device: where to rebuild the networks.
+
+    Raises:
+        TrainingError: no run or no checkpoint there, or one that does not fit.
+        NonFiniteError: the checkpoint holds NaN or infinite weights.
+    """
+    run = RunFolder(run_dir)
+    config = load_config(config_cls, run.path, step_cls.trainer)
+    path = Path(checkpoint) if checkpoint is not None else run.latest
+    if not path.is_file():
+        raise TrainingError(f"{path}: no such checkpoint")
+    rng = runtime.get_rng_state()  # building the step must not change the caller's randomness
+    try:
+        runtime.seed_everything(config.seed)
+        step = step_cls(config, device=torch.device(device), precision="fp32")
+        engine = _Engine(step, run, callback=None, dist=runtime.DistInfo())
+        engine.load(path)
+    finally:
+        runtime.set_rng_state(rng)
+    nets = engine.sampling_nets()
+    bad = _first_non_finite(nets)
+    if bad is not None:
+        raise NonFiniteError(f"{path}: {bad} holds NaN or infinite values; nothing was written")
+    out = Path(output) if output is not None else run.path
+    out.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {
+        "epoch": engine.epoch,
+        "step": engine.global_step,
+        "trainer": step.trainer,
+        "checkpoint": str(path),
+    }
+    if engine.emas:
+        info["ema"] = sorted(engine.emas)
+    return step.export(out, nets, info)
