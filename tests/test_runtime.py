@@ -139,3 +139,43 @@ def test_two_process_gloo_run_writes_once(tmp_path):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     lines = (tmp_path / "written.txt").read_text().splitlines()
     assert lines == ["rank 0 mean 0.50"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "training", "expected"),
+    [
+        ({"avx512f", "avx512_bf16"}, False, "bf16"),
+        ({"amx_bf16", "amx_tile"}, False, "bf16"),
+        ({"avx512f", "avx512_bf16", "amx_bf16"}, True, "fp32"),  # CPU training stays fp32
+        ({"avx2", "avx512f"}, False, "fp32"),  # AVX-512 without BF16: emulated, slow
+        (set(), False, "fp32"),  # not x86 Linux
+    ],
+)
+def test_auto_precision_on_the_cpu(monkeypatch, flags, training, expected):
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
+    assert runtime.resolve_precision("auto", "cpu", training=training) == expected
+
+
+def test_explicit_precisions_pass_through_and_auto_is_never_fp16(monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    for name in ("fp32", "bf16", "fp16"):
+        assert runtime.resolve_precision(name, "cpu", training=True) == name
+    assert runtime.resolve_precision("auto", "mps", training=False) == "fp32"
+    with pytest.raises(ValueError, match="unknown precision"):
+        runtime.resolve_precision("fp8", "cpu", training=False)
+    with pytest.raises(ValueError, match="resolved first"):
+        runtime.precision_dtype("auto")
+
+
+def test_auto_precision_on_cuda(monkeypatch):
+    monkeypatch.setattr(runtime, "_cuda_bf16", lambda device: True)
+    assert runtime.resolve_precision("auto", "cuda", training=True) == "bf16"
+    monkeypatch.setattr(runtime, "_cuda_bf16", lambda device: False)
+    assert runtime.resolve_precision("auto", "cuda", training=False) == "fp32"
+
+
+def test_cpu_flags_reads_this_machine():
+    flags = runtime.cpu_flags()
+    assert isinstance(flags, frozenset)
+    if Path("/proc/cpuinfo").exists() and "flags" in Path("/proc/cpuinfo").read_text():
+        assert "fpu" in flags or "sse2" in flags

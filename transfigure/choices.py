@@ -13,5 +13,7 @@ __all__ = ["DEVICES", "PRECISIONS"]
 #: ``--device``: ``auto`` picks CUDA, then Apple MPS, then the CPU.
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
-#: ``--precision``: the autocast dtype of the heavy work (fp32 means no autocast).
-PRECISIONS = ("fp32", "bf16", "fp16")
+#: ``--precision``: the autocast dtype of the heavy work (fp32 means no autocast); ``auto`` is
+#: resolved by :func:`transfigure.runtime.resolve_precision` (bf16 where the hardware runs it
+#: natively, fp32 elsewhere).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -271,9 +271,11 @@ class LazyGroup(click.Group):
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
-    default="fp32",
+    default="auto",
     show_default=True,
-    help="Mixed precision for the heavy work (bf16 is fast on recent CPUs and GPUs).",
+    help="Precision of the heavy work. auto: bf16 autocast on GPUs with native bf16 and, for "
+    "inference, on CPUs with AVX-512 BF16 or AMX; fp32 elsewhere (never fp16). The precision "
+    "used is said on stderr.",
 )
 @click.option("--seed", type=int, default=None, help="Seed every random generator.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or logs; errors still shown.")
@@ -296,10 +298,36 @@ def main(ctx: click.Context, device: str, precision: str, seed: int | None, quie
     _show_own_warnings(ctx, state.console)
     # Resolve now, so that an unavailable device is a usage error before any work starts.
     _ = state.device
+    _resolve_precision(ctx, state, precision)
     if seed is not None:
         from transfigure.runtime import seed_everything
 
         seed_everything(seed)
+
+
+#: Commands that train (``auto`` keeps fp32 for training on the CPU); the others infer.
+_TRAINING_COMMANDS = frozenset({"train", "demo"})
+#: Commands that keep fp32 under ``auto``: scores must not depend on the machine they ran on.
+_FP32_COMMANDS = frozenset({"evaluate"})
+#: Commands whose heavy work runs under ``--precision``.
+_COMPUTING_COMMANDS = frozenset({"train", "demo", "translate", "stylize", "evaluate", "sample"})
+
+
+def _resolve_precision(ctx: click.Context, state: AppState, requested: str) -> None:
+    """Turn ``--precision auto`` into the precision the command runs in, and say which."""
+    from transfigure.runtime import resolve_precision
+
+    command = ctx.invoked_subcommand
+    training = command in _TRAINING_COMMANDS
+    state.precision = resolve_precision(requested, state.device, training=training)
+    if requested == "auto" and command in _FP32_COMMANDS:
+        state.precision = "fp32"
+    if requested == "auto" and command in _COMPUTING_COMMANDS:
+        work = "training" if training else "scores" if command in _FP32_COMMANDS else "inference"
+        state.info(
+            f"precision: {state.precision} (auto for {work} on {state.device.type}; "
+            "--precision fp32|bf16|fp16 to choose)"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

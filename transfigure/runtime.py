@@ -38,6 +38,7 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "precision_dtype",
+    "resolve_precision",
     "rank_zero_only",
     "resolve_device",
     "seed_everything",
@@ -98,9 +99,71 @@ def resolve_device(name: str = "auto") -> torch.device:
 def precision_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype of a precision name, or ``None`` for full fp32."""
     table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision == "auto":
+        raise ValueError(
+            "precision 'auto' must be resolved first: runtime.resolve_precision(name, device, "
+            "training=...)"
+        )
     if precision not in table:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     return table[precision]
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo`` on Linux; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+#: x86 features that run bf16 matrix products natively (AVX-512 BF16 dot products, AMX tiles).
+NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def _cuda_bf16(device: torch.device) -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # older PyTorch: no emulation argument
+        return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_precision(name: str, device: torch.device | str, *, training: bool) -> str:
+    """Turn ``--precision`` into the precision a run uses: ``auto`` becomes a concrete name.
+
+    ``auto`` means bf16 autocast where the hardware computes in bf16 natively and fp32
+    elsewhere; never fp16 (it needs loss scaling and overflows where bf16 does not):
+
+    - CUDA GPUs with native bf16 (compute capability 8.0 and later): ``bf16``, for training and
+      inference;
+    - x86 CPUs with AVX-512 BF16 or AMX (``avx512_bf16`` / ``amx_bf16`` in ``/proc/cpuinfo``):
+      ``bf16`` for inference, ``fp32`` for training (bf16 training on the CPU has not been shown
+      to match fp32 at equal steps);
+    - everything else (older CPUs, Apple MPS): ``fp32``.
+
+    Other names are checked and returned unchanged.
+
+    Args:
+        name: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        device: where the work runs.
+        training: whether the precision is for training (else inference).
+    """
+    if name != "auto":
+        precision_dtype(name)  # validates the name
+        return name
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if _cuda_bf16(device) else "fp32"
+    if device.type == "cpu" and not training and cpu_flags() & NATIVE_BF16_CPU_FLAGS:
+        return "bf16"
+    return "fp32"
 
 
 def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:

@@ -367,6 +367,23 @@ def test_cli_skips_existing_and_overwrites_on_request(runner, tmp_path, model_fi
     assert sorted(Path(p).name for p in result.stdout.splitlines()) == ["a.png", "b.jpg"]
 
 
+@pytest.mark.parametrize(
+    ("flags", "used"), [({"avx512_bf16", "amx_bf16"}, "bf16"), ({"avx2"}, "fp32")]
+)
+def test_cli_auto_precision_is_the_default_and_is_said(
+    runner, tmp_path, model_file, photos, monkeypatch, flags, used
+):
+    from transfigure import runtime
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
+    args = ["--device", "cpu", "translate", str(model_file), str(photos), "-o", str(tmp_path)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"precision: {used} (auto for inference on cpu" in result.stderr
+    assert f"on cpu ({used}, tile" in result.stderr  # the run's own log line
+    assert len(result.stdout.splitlines()) == 2
+
+
 def test_cli_compare_page_references_every_image(runner, tmp_path, model_file, photos):
     weird = write_image(photos / "sub" / "a <b> & 'c'.png", (16, 16))
     (photos / "sub" / "bad.png").write_bytes(b"garbage")
@@ -483,3 +500,35 @@ def test_a_folder_named_like_a_pretrained_model_is_not_a_run_folder(tmp_path, mo
     wanted = write_model(zoo.cached_path("horse2zebra"), name="horse2zebra")
     _, info = load_translator("horse2zebra")
     assert info.path == wanted
+
+
+# ---------------------------------------------------------------------------------- precision
+
+
+def photo_like(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """``(1, 3, H, W)`` in [-1, 1]: smooth colour gradients, a few edges and a little noise."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.linspace(0, 1, h).view(h, 1).expand(h, w)
+    x = torch.linspace(0, 1, w).view(1, w).expand(h, w)
+    img = torch.stack([0.2 + 0.6 * x, 0.3 + 0.5 * y * x, 0.7 - 0.4 * y])
+    img[:, h // 3 : h // 2, w // 5 : w // 2] = torch.tensor([0.8, 0.5, 0.2]).view(3, 1, 1)
+    img = img + 0.05 * torch.randn(3, h, w, generator=gen)
+    return img.clamp(0, 1)[None] * 2 - 1
+
+
+def test_bf16_translation_stays_above_35_db_of_fp32():
+    import kornia.metrics
+
+    # A trained generator's convolutions have He-scale weights, not the N(0, 0.02) of a fresh
+    # reference initialisation (whose nearly constant output would make any precision look good).
+    net = tiny_generator(GeneratorConfig(netG="resnet_9blocks", ngf=32))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    x = photo_like(96, 128)
+    fp32 = (translate_tensor(net, x) + 1) / 2
+    bf16 = (translate_tensor(net, x, precision="bf16") + 1) / 2
+    assert fp32.std() > 0.1  # a real image, not a flat one
+    assert kornia.metrics.psnr(bf16, fp32, 1.0).item() >= 35.0

@@ -262,3 +262,23 @@ def test_non_contiguous_content_is_accepted(vgg, optimizer):
     cfg = small_config(size=32, scales=1, iterations=2, optimizer=optimizer)
     result = stylize(content, [style_image()], cfg, vgg=vgg)
     assert result.image.shape == (3, 32, 32)
+
+
+def test_bf16_vgg_pass_stays_above_35_db_of_fp32(vgg):
+    from transfigure.runtime import autocast
+
+    # The bundled VGG19 weights are the trained ImageNet ones: the real network, in bf16. What
+    # the losses see is the features of each layer. Their peaks are far above their typical
+    # values, so the measure is stricter than a PSNR: signal-to-noise against the mean power.
+    # (The optimised image itself is not compared: the non-convex optimisation amplifies any
+    # rounding into a different, equally good trajectory.)
+    image = content_image(96, 128)[None]
+    with torch.no_grad():
+        fp32 = vgg(image)
+        with autocast("cpu", "bf16"):
+            bf16 = vgg(image)
+    for name in LAYERS:
+        ref, low = fp32[name], bf16[name].float()
+        assert ref.abs().max() > 0.1  # a live layer, not a dead one
+        snr = 10 * torch.log10(ref.pow(2).mean() / (low - ref).pow(2).mean())
+        assert snr.item() >= 35.0, (name, snr.item())

@@ -163,7 +163,12 @@ def sample(
         b = seed_b if seed_b is not None else seed + 1
         rows = [label_index] if (label_index is not None or not n_classes) else range(n_classes)
         images = torch.cat(
-            [sampling.interpolate(g, seed, b, steps, label=r, spherical=not linear) for r in rows]
+            [
+                sampling.interpolate(
+                    g, seed, b, steps, label=r, spherical=not linear, precision=state.precision
+                )
+                for r in rows
+            ]
         )
         names = [
             f"{label_name(r) + '_' if r is not None else ''}step_{i:03d}"
@@ -173,14 +178,16 @@ def sample(
         paths = _write(images, names, out, nrow=nrow or steps, overwrite=overwrite)
     elif n_classes and label_index is None:
         columns = math.ceil(n / n_classes)
-        images, labels = sampling.label_grid(g, columns, seed=seed)
+        images, labels = sampling.label_grid(g, columns, seed=seed, precision=state.precision)
         names = [f"{label_name(int(lab))}_{i % columns:04d}" for i, lab in enumerate(labels)]
         if nearest_data:
             paths = _nearest(state, g, images, nearest_data, k, out, overwrite)
         else:
             paths = _write(images, names, out, nrow=nrow or columns, overwrite=overwrite)
     else:
-        images, _ = sampling.sample_images(g, n, label=label_index, seed=seed)
+        images, _ = sampling.sample_images(
+            g, n, label=label_index, seed=seed, precision=state.precision
+        )
         prefix = f"{label_name(label_index)}_" if label_index is not None else "sample_"
         names = [f"{prefix}{i:04d}" for i in range(n)]
         if nearest_data:

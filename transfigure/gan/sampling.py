@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from transfigure.runtime import autocast
+
 __all__ = [
     "interpolate",
     "label_grid",
@@ -55,19 +57,27 @@ def _n_classes(g: nn.Module) -> int:
     return int(getattr(getattr(g, "config", None), "n_classes", 0))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(
-    g: nn.Module, z: Tensor, labels: Tensor | None = None, *, batch_size: int = 64
+    g: nn.Module,
+    z: Tensor,
+    labels: Tensor | None = None,
+    *,
+    batch_size: int = 64,
+    precision: str = "fp32",
 ) -> Tensor:
     """Run ``g`` on latents ``z`` (and labels) in batches; returns ``(N, C, S, S)`` in [-1, 1] on
     the CPU. ``g`` should be in eval mode (batch norm then uses its stored statistics, so each
-    image depends only on its own latent)."""
+    image depends only on its own latent). ``precision``: ``fp32``, ``bf16`` or ``fp16``
+    autocast."""
     device = _device_of(g)
     out = []
     for start in range(0, z.shape[0], batch_size):
         zb = z[start : start + batch_size].to(device)
         lb = None if labels is None else labels[start : start + batch_size].to(device)
-        out.append(g(zb, lb).float().cpu() if lb is not None else g(zb).float().cpu())
+        with autocast(device, precision):
+            y = g(zb, lb) if lb is not None else g(zb)
+        out.append(y.float().cpu())
     if not out:
         cfg = g.config
         return torch.empty(0, cfg.channels, cfg.image_size, cfg.image_size)
@@ -81,6 +91,7 @@ def sample_images(
     label: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    precision: str = "fp32",
 ) -> tuple[Tensor, Tensor | None]:
     """Draw ``n`` images from the seeded latents.
 
@@ -91,6 +102,7 @@ def sample_images(
             through the classes (``0, 1, …, K-1, 0, …``).
         seed: seed of the latents.
         batch_size: images per forward pass (does not change the result).
+        precision: ``fp32``, ``bf16`` or ``fp16`` autocast.
 
     Returns:
         ``(images, labels)``: ``(n, C, S, S)`` in [-1, 1] on the CPU, and the ``(n,)`` labels
@@ -108,10 +120,12 @@ def sample_images(
             labels = torch.full((n,), label, dtype=torch.int64)
     elif label is not None:
         raise ValueError("this generator is unconditional: it takes no label")
-    return generate(g, z, labels, batch_size=batch_size), labels
+    return generate(g, z, labels, batch_size=batch_size, precision=precision), labels
 
 
-def label_grid(g: nn.Module, columns: int, *, seed: int = 0) -> tuple[Tensor, Tensor]:
+def label_grid(
+    g: nn.Module, columns: int, *, seed: int = 0, precision: str = "fp32"
+) -> tuple[Tensor, Tensor]:
     """One row per class, the same ``columns`` latents in every row (a conditional generator).
 
     Returns:
@@ -122,7 +136,7 @@ def label_grid(g: nn.Module, columns: int, *, seed: int = 0) -> tuple[Tensor, Te
         raise ValueError("label_grid needs a conditional generator")
     z = latents(columns, g.config.latent_dim, seed=seed).repeat(k, 1)  # (K·cols, d)
     labels = torch.arange(k).repeat_interleave(columns)
-    return generate(g, z, labels), labels
+    return generate(g, z, labels, precision=precision), labels
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -152,6 +166,7 @@ def interpolate(
     *,
     label: int | None = None,
     spherical: bool = True,
+    precision: str = "fp32",
 ) -> Tensor:
     """A latent walk from the first latent of ``seed_a`` to the first latent of ``seed_b``.
 
@@ -161,6 +176,7 @@ def interpolate(
         steps: images along the walk, endpoints included (>= 2).
         label: class for a conditional generator (default 0).
         spherical: slerp (keeps the latents on the Gaussian shell) or straight lines.
+        precision: ``fp32``, ``bf16`` or ``fp16`` autocast.
 
     Returns:
         ``(steps, C, S, S)`` in [-1, 1].
@@ -180,7 +196,7 @@ def interpolate(
         labels = torch.full((steps,), label, dtype=torch.int64)
     elif label is not None:
         raise ValueError("this generator is unconditional: it takes no label")
-    return generate(g, z, labels)
+    return generate(g, z, labels, precision=precision)
 
 
 def nearest_neighbours(
