@@ -55,6 +55,11 @@ _DOMAINS = """\b
 DATA_ROOT holds trainA/ and trainB/ (testA/, testB/ give the sample strips), as the reference
 datasets do; or give two folders with --domain-a and --domain-b."""
 
+_PAIRS = """\b
+DATA_ROOT holds train/ of A|B images side by side (val/ or test/ give the sample strips), as the
+reference's pix2pix datasets do; or give two folders whose files pair up by name with
+--domain-a and --domain-b."""
+
 TRAINERS: dict[str, Trainer] = {
     "dcgan": Trainer(
         "dcgan",
@@ -101,6 +106,31 @@ TRAINERS: dict[str, Trainer] = {
         "Train a CycleGAN (Zhu et al. 2017) between two unpaired image domains, with the "
         "reference's defaults.\n\n" + _DOMAINS + "\n\nThe run folder gets "
         "generator_a2b.safetensors and generator_b2a.safetensors (for 'transfigure translate').",
+        data="domains",
+    ),
+    "pix2pix": Trainer(
+        "pix2pix",
+        "transfigure.pix2pix.step:Pix2PixStep",
+        "transfigure.pix2pix.config:TrainConfig",
+        "Train pix2pix on aligned image pairs.",
+        "Train pix2pix (Isola et al. 2017) on aligned pairs, with the reference's defaults: "
+        "U-Net 256 with dropout, 70x70 PatchGAN on (input, output) pairs, batch norm, vanilla "
+        "GAN loss + 100 x L1.\n\n" + _PAIRS + "\n\nThe run folder gets "
+        "generator_a2b.safetensors (generator_b2a with --direction BtoA) for 'transfigure "
+        "translate'; dropout stays on when translating, as in the reference, unless "
+        "--no-dropout-at-test.",
+        data="domains",
+    ),
+    "cut": Trainer(
+        "cut",
+        "transfigure.cut.step:CUTStep",
+        "transfigure.cut.config:TrainConfig",
+        "Train CUT or FastCUT (contrastive unpaired translation).",
+        "Train CUT or FastCUT (Park et al. 2020) from domain A to domain B: one generator, a "
+        "PatchGAN and the PatchNCE loss, with the reference's defaults. --mode fastcut: "
+        "lambda-nce 10, no identity term, flip-equivariance, 150 + 50 epochs.\n\n"
+        + _DOMAINS
+        + "\n\nThe run folder gets generator_a2b.safetensors (for 'transfigure translate').",
         data="domains",
     ),
 }
