@@ -100,6 +100,9 @@ def test_cli_import_reference_unet_and_foreign_generator(runner, tmp_path):
     assert info.config["norm"] == "instance_affine"
     assert info.extra["imported_from"] == "a generator state dict, mapped by structure"
     assert info.extra["inferred"][0] == "weights taken from the entry 'G_AB' (ignored: epoch)"
+    assert "inferred: weights taken from the entry 'G_AB'" in result.stderr
+    assert "inferred: norm: instance norm with learned scale and shift" in result.stderr
+    assert result.stdout.strip() == str(tmp_path / "G_AB_3.safetensors")
 
     state = foreign.state_dict()
     state["up.3.weight"] = torch.zeros(1)

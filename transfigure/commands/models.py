@@ -1,4 +1,5 @@
-"""``transfigure models list | download NAME... | import FILE``: the pretrained CycleGAN models."""
+"""``transfigure models list | download NAME... | import FILE``: pretrained CycleGAN and pix2pix
+models."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
+from transfigure.checkpoint import read_model_info
 from transfigure.cli_support import AppState, pass_state
 from transfigure.cyclegan import zoo
 from transfigure.download import DownloadError
@@ -18,10 +21,11 @@ def _complete_name(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
 @click.group("models")
 def models() -> None:
-    """List, download and import pretrained CycleGAN generators.
+    """List, download and import pretrained CycleGAN and pix2pix generators.
 
-    The reference implementation's 18 generators are fetched from its server (override the base
-    URL with $TRANSFIGURE_MODELS_URL), converted to transfigure model files and cached in
+    The reference implementation's 18 CycleGAN and 6 pix2pix generators are fetched from its
+    servers (override the base URLs with $TRANSFIGURE_MODELS_URL and
+    $TRANSFIGURE_PIX2PIX_MODELS_URL), converted to transfigure model files and cached in
     $TRANSFIGURE_CACHE (default ~/.cache/transfigure). `transfigure translate NAME ...` downloads
     a model on first use as well.
     """
@@ -96,11 +100,15 @@ def import_command(
     direction: str | None,
     overwrite: bool,
 ) -> None:
-    """Convert a reference CycleGAN generator FILE (.pth) into a transfigure model file.
+    """Convert a generator FILE (.pth) into a transfigure model file.
 
     The file is read with torch.load(weights_only=True), so no code in it is run; the
     InstanceNorm running statistics that old files carry are dropped, and the architecture
-    (blocks, width, channels) is inferred from the weights.
+    (blocks, width, channels) is inferred from the weights. Besides the reference CycleGAN
+    generators this reads the reference's pix2pix U-Nets, official CUT generators and
+    re-implementations of the same networks (other names, affine instance norm, weights inside
+    a checkpoint dict): their layers are placed by order and shape, and what was inferred is
+    said on stderr and stored in the model file.
     """
     if not file.is_file():
         raise click.BadParameter(f"{file}: no such file", param_hint="FILE")
@@ -114,6 +122,8 @@ def import_command(
     if out.exists() and not overwrite:
         raise click.ClickException(f"{out}: exists (pass --overwrite to replace it)")
     path = zoo.import_official(file, out, name=name, direction=direction)
+    for note in read_model_info(path).extra.get("inferred", []):
+        state.info(f"inferred: {escape(note)}")
     state.echo_result(path)
 
 
