@@ -389,7 +389,19 @@ def write_run_report(run_dir: str | os.PathLike[str], *, title: str | None = Non
     run = Path(run_dir)
     report = Report(title or f"Training run {run.name}", subtitle=str(run))
 
-    records = read_metrics(run / "metrics.jsonl")
+    findings = read_metrics(run / "diagnostics.jsonl")  # the failure detectors' findings
+    if findings:
+        section = report.section(
+            "Diagnostics",
+            intro="What the training watched for (overpowering discriminator, mode collapse, "
+            "stalled or oscillating losses, memorisation) and found.",
+        )
+        section.table(
+            ["step", "finding", "what it means and what helps"],
+            [[f.get("step", ""), f.get("kind", ""), f.get("message", "")] for f in findings],
+        )
+
+    records = [r for r in read_metrics(run / "metrics.jsonl") if "event" not in r]
     last = records[-1] if records else {}
     n_records = len(records)
     if last:

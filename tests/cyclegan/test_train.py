@@ -80,7 +80,9 @@ def test_run_folder_and_metrics(seasons_root, tmp_path):
     rows = _metrics(run)
     assert [r["step"] for r in rows] == [2, 4, 6, 8, 10, 12]
     for row in rows:
-        assert set(LOSS_TERMS) | {"lr", "epoch", "iter", "step"} == set(row) - {"end_of_epoch"}
+        assert set(LOSS_TERMS) | {"lr", "epoch", "iter", "step", "d_fake_acc"} == set(row) - {
+            "end_of_epoch"
+        }
         assert all(row[k] >= 0 for k in LOSS_TERMS)
     # constant for n_epochs = 1, then the reference's linear decay: 1 - 1/(1 + 1)
     assert [r["lr"] for r in rows] == pytest.approx([2e-4] * 3 + [1e-4] * 3)

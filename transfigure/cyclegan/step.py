@@ -41,6 +41,7 @@ from transfigure.cyclegan.schedule import LRSchedule
 from transfigure.datasets.folders import UnpairedDataset
 from transfigure.datasets.transforms import eval_transform, train_transform
 from transfigure.images import ImageError, list_images, load_array
+from transfigure.training.monitor import spread
 from transfigure.training.step import Step, set_requires_grad
 
 __all__ = ["LOSS_TERMS", "CycleGANStep", "fixed_images", "to_rgb01"]
@@ -225,8 +226,9 @@ class CycleGANStep(Step):
         pooled_B = self.pool_fake_B.query(fake_B.detach().float())
         pooled_A = self.pool_fake_A.query(fake_A.detach().float())
         with self.autocast():
-            terms["D_A"] = discriminator_loss(self.d_a(real_B), self.d_a(pooled_B), mode)
-            terms["D_B"] = discriminator_loss(self.d_b(real_A), self.d_b(pooled_A), mode)
+            d_fake_B, d_fake_A = self.d_a(pooled_B), self.d_b(pooled_A)
+            terms["D_A"] = discriminator_loss(self.d_a(real_B), d_fake_B, mode)
+            terms["D_B"] = discriminator_loss(self.d_b(real_A), d_fake_A, mode)
         loss_D = terms["D_A"] + terms["D_B"]
         if mode == "wgangp":
             # in fp32, outside autocast: the double backward is fragile in half precision
@@ -240,7 +242,12 @@ class CycleGANStep(Step):
         if not self.skip_d:
             self.optimizer_step(loss_D, self.opt_D)
         self.scaler.update()
-        return {k: v.detach().float() for k, v in terms.items()}
+        out = {k: v.detach().float() for k, v in terms.items()}
+        if mode != "wgangp":  # the share of fake patches D calls fake (below the 0.5 / 0 line)
+            line = 0.5 if mode == "lsgan" else 0.0
+            fakes = torch.cat([d_fake_B.detach().flatten(), d_fake_A.detach().flatten()])
+            out["d_fake_acc"] = (fakes.float() < line).float().mean()
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -317,6 +324,35 @@ class CycleGANStep(Step):
                 )
             )
         return paths
+
+    def overpowering_advice(self) -> str:
+        return (
+            "a smaller discriminator (--n-layers-d 2, --ndf 32), a larger image pool "
+            "(--pool-size 50), or skipping D updates while its loss is low "
+            "(--d-skip-below 0.05); the reference's LSGAN loss (--gan-mode lsgan) is gentler "
+            "than vanilla."
+        )
+
+    @torch.no_grad()
+    def diversity(self) -> tuple[float, float] | None:
+        """Spread of G_A's translations of the fixed A images against the real B images'."""
+        cfg = self.config
+        if not hasattr(self, "_fixed"):
+            folders = cfg.domain_dirs()
+            self._fixed = [
+                fixed_images(f, size=cfg.crop_size, grayscale=nc == 1, n=max(cfg.n_samples, 4))
+                for f, nc in zip(folders, (cfg.input_nc, cfg.output_nc), strict=True)
+            ]
+        real_a, real_b = self._fixed
+        if real_a is None or real_b is None or len(real_a) < 2 or len(real_b) < 2:
+            return None
+        was_training = self.G_A.training
+        self.G_A.eval()
+        try:
+            fake_b = self.G_A(real_a.to(self.device)).float().cpu()
+        finally:
+            self.G_A.train(was_training)
+        return spread(fake_b), spread(real_b)
 
     def slow_run_advice(self) -> str:
         return (

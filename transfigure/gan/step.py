@@ -31,6 +31,7 @@ from transfigure.gan.losses import clip_weights, get_loss, gradient_penalty
 from transfigure.gan.networks import Discriminator, Generator
 from transfigure.gan.sampling import generate, latents, to_unit_range
 from transfigure.training.ema import recalibrate_batch_norm
+from transfigure.training.monitor import spread
 from transfigure.training.step import Step
 
 __all__ = ["CGANStep", "DCGANStep", "GANStep", "WGANGPStep", "sampling_copy"]
@@ -171,6 +172,8 @@ class GANStep(Step):
         # The bare D is used so no gradient of D is computed or synchronised here.
         out = {"loss_d": loss_d.detach(), "d_real": d_real.detach().mean()}
         out["d_fake"] = d_fake.detach().mean()
+        if not cfg.is_critic:  # the share of fakes D calls fake (its logit below 0)
+            out["d_fake_acc"] = (d_fake.detach()[:b] < 0).float().mean()
         if g_turn:
             self.discriminator.requires_grad_(False)
             with self.autocast():
@@ -258,6 +261,85 @@ class GANStep(Step):
 
     def slow_run_advice(self) -> str:
         return "--image-size 32, --g-width 32 --d-width 32, --limit 5000, or fewer --epochs"
+
+    def overpowering_advice(self) -> str:
+        lr_d, lr_g = self.config.lr_d, self.config.lr_g
+        return (
+            f"a lower discriminator learning rate (--lr-d {lr_d / 4:g}; two time-scale updates "
+            f"keep G at --lr-g {lr_g:g}), one-sided label smoothing (--label-smoothing 0.1), "
+            "label noise (--label-noise 0.05), dropout in D (--dropout 0.3), or skipping D "
+            "updates while its loss is low (--d-skip-below 0.3)."
+        )
+
+    @torch.no_grad()
+    def _real_images(self, n: int) -> Tensor:
+        dataset = self.data.dataset
+        return torch.stack([dataset[i][0] for i in range(min(n, len(dataset)))])
+
+    @torch.no_grad()
+    def diversity(self) -> tuple[float, float] | None:
+        """Mean pairwise L1 distance of 32 samples of the live generator (fixed latents, a
+        label each when conditional), and of 32 training images."""
+        if not hasattr(self, "_data_spread"):
+            self._data_spread = spread(self._real_images(32))
+        g = self.generator
+        was_training = g.training
+        g.eval()
+        try:
+            z = self.fixed_z[:32].to(self.device)
+            labels = None if self.fixed_labels is None else self.fixed_labels[:32].to(self.device)
+            images = g(z, labels) if labels is not None else g(z)
+        finally:
+            g.train(was_training)
+        return spread(images.float().cpu()), self._data_spread
+
+    @torch.no_grad()
+    def final_checks(self, nets: Mapping[str, nn.Module]) -> list[tuple[str, str, dict]]:
+        """The nearest-neighbour memorisation check: are samples closer to training images
+        than training images are to each other?"""
+        from transfigure.gan.sampling import nearest_neighbours
+
+        g = sampling_copy(nets["generator"], batch_size=self.config.batch_size, seed=0)
+        samples = generate(g, latents(64, self.config.latent_dim, seed=1), self._labels(64))
+        dataset = self.data.dataset
+        n = min(len(dataset), 4096)
+
+        def reference():
+            for start in range(0, n, 256):
+                yield torch.stack([dataset[i][0] for i in range(start, min(start + 256, n))])
+
+        d_samples, _ = nearest_neighbours(samples, reference(), k=1)
+        probe = self._real_images(64)
+        d_real, _ = nearest_neighbours(probe, reference(), k=2)  # the first is the image itself
+        if d_real.shape[1] < 2:
+            return []
+        sample_nn = float(d_samples[:, 0].median())
+        real_nn = float(d_real[:, 1].median())
+        figures = {"sample_nn": sample_nn, "real_nn": real_nn}
+        if real_nn > 0 and sample_nn < 0.5 * real_nn:
+            return [
+                (
+                    "memorisation",
+                    f"the samples look memorised: their nearest training image is {sample_nn:.3g} "
+                    f"away (median mean absolute difference), while training images are "
+                    f"{real_nn:.3g} from their nearest neighbour. What usually helps: more data "
+                    "(or augmentation: --flip), fewer epochs, or a smaller generator; look at "
+                    f"'transfigure sample generator.safetensors --nearest {self.data.spec}'.",
+                    figures,
+                )
+            ]
+        return [
+            (
+                "memorisation_ok",
+                f"memorisation check passed: samples are {sample_nn:.3g} from their nearest "
+                f"training image, training images {real_nn:.3g} from theirs.",
+                figures,
+            )
+        ]
+
+    def _labels(self, n: int) -> Tensor | None:
+        k = self.generator_config.n_classes
+        return torch.arange(n) % k if k else None
 
 
 class DCGANStep(GANStep):

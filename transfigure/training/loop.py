@@ -41,6 +41,7 @@ from transfigure import runtime
 from transfigure.checkpoint import ModelFileError, load_training_state, save_training_state
 from transfigure.events import Callback, Event
 from transfigure.training.ema import EMA
+from transfigure.training.monitor import Finding, Monitor
 from transfigure.training.options import config_from_dict, config_to_dict, resumable_fields
 from transfigure.training.run import RunFolder, read_run_config
 from transfigure.training.step import Step
@@ -258,6 +259,21 @@ class _Engine:
         self.last_good: tuple[Path, int] | None = None
         self.result = TrainResult(run.path)
         self.last_d_loss: float | None = None
+        self.monitor = Monitor(
+            step.discriminator_losses,
+            step.generator_losses,
+            watch_every=self.config.watch_every,
+            advice=step.overpowering_advice(),
+        )
+
+    def report(self, finding: Finding) -> None:
+        """Show a detector's finding and keep it in ``diagnostics.jsonl`` (the run page)."""
+        ok = finding.kind.endswith("_ok")
+        self.emit(task="train", level="info" if ok else "warning", message=finding.message)
+        if self.main:
+            from transfigure.fileio import append_jsonl
+
+            append_jsonl(self.run.path / "diagnostics.jsonl", finding.to_dict())
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, **kwargs: Any) -> None:
@@ -285,6 +301,7 @@ class _Engine:
             "window": self.window.state(),
             "epoch_window": self.epoch_window.state(),
             "last_d_loss": self.last_d_loss,
+            "monitor": self.monitor.state_dict(),
             "world_size": self.dist.world_size,
         }
 
@@ -315,6 +332,7 @@ class _Engine:
         self.window = _Window(state["window"])
         self.epoch_window = _Window(state["epoch_window"])
         self.last_d_loss = state.get("last_d_loss")
+        self.monitor.load_state_dict(state["monitor"])
         self.last_good = (path, self.global_step)
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
@@ -509,6 +527,14 @@ class _Engine:
                     steps_this_call += 1
                     self.window.add(current)
                     self.epoch_window.add(current)
+                    for finding in self.monitor.observe(self.global_step, current):
+                        self.report(finding)
+                    if cfg.watch_every and self.global_step % cfg.watch_every == 0 and self.main:
+                        spread = step.diversity()
+                        if spread is not None:
+                            found = self.monitor.diversity(self.global_step, *spread)
+                            if found is not None:
+                                self.report(found)
                     self.emit(
                         task=task,
                         completed=self.step_in_epoch,
@@ -574,6 +600,12 @@ class _Engine:
                     raise KeyboardInterrupt
                 if max_steps is not None and steps_this_call >= max_steps:
                     return self._finish("max_steps" if self.epoch < total_epochs else None)
+        if self.main and steps_this_call:
+            checks = step.final_checks(self.sampling_nets())
+            for kind, message, figures in checks:
+                self.report(Finding(kind, self.global_step, message, figures))
+            if checks:
+                self.write_views()
         return self._finish(None)
 
     def _estimate(self, per_step: float, total: int, max_steps: int | None, done: int) -> None:

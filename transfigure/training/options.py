@@ -114,6 +114,13 @@ class TrainOptions:
         "(0: off; 0.999 is usual)",
         minimum=0.0,
     )
+    watch_every: int = option(
+        50,
+        "steps per look of the failure detectors (overpowering discriminator, mode collapse, "
+        "stalled or oscillating losses; 0: off)",
+        resumable=True,
+        minimum=0,
+    )
     d_skip_below: float = option(
         0.0,
         "skip a discriminator update while its loss is below this value, so an overpowering "

@@ -156,6 +156,20 @@ class Step:
         goes into their metadata. Returns the paths written."""
         return []
 
+    def diversity(self) -> tuple[float, float] | None:
+        """The spread of the generator's outputs for varied inputs and the data's own (mean
+        pairwise distances), for the mode-collapse detector; ``None``: not measured."""
+        return None
+
+    def final_checks(self, nets: Mapping[str, nn.Module]) -> list[tuple[str, str, dict]]:
+        """Checks at the end of a run, as ``(kind, message, figures)``; a kind ending in
+        ``_ok`` is a passed check, any other a warning."""
+        return []
+
+    def overpowering_advice(self) -> str:
+        """What helps against an overpowering discriminator, in this trainer's options."""
+        return ""
+
     def slow_run_advice(self) -> str:
         """What to change for a quicker first run (shown when a run would take hours)."""
         return ""
