@@ -429,3 +429,21 @@ def test_resuming_a_finished_run_says_so(tmp_path):
                         str(run)]))  # fmt: skip
     res = _ok(r.invoke(main, ["train", "dcgan", "--resume", str(run)]))
     assert "nothing to do" in res.stderr
+
+
+def test_sample_says_which_generator_drew_the_samples(dcgan_run, tmp_path):
+    run, _ = dcgan_run
+    res = _ok(
+        _runner().invoke(
+            main,
+            [
+                "sample",
+                str(run / "generator.safetensors"),
+                "-n",
+                "4",
+                "-o",
+                str(tmp_path / "g.png"),
+            ],
+        )
+    )
+    assert "moving average (EMA)" in res.stderr and "epoch 1" in res.stderr

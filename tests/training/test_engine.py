@@ -5,7 +5,6 @@ The toy step writes none of this machinery itself, so every property below is th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -114,7 +113,8 @@ class ToyStep(Step):
     def export(self, run_dir: Path, nets: Any, info: dict[str, Any]) -> list[Path]:
         path = run_dir / "toy.pt"
         torch.save(
-            {k: v.clone() for k, v in nets["net"].state_dict().items()} | {"info_step": info["step"]},
+            {k: v.clone() for k, v in nets["net"].state_dict().items()}
+            | {"info_step": info["step"]},
             path,
         )
         return [path]

@@ -146,6 +146,15 @@ def sample(
     g, info = load_model(_model_path(model), kind="gan-generator", device=state.device)
     classes = [str(c) for c in info.extra.get("classes", [])]
     n_classes = g.config.n_classes
+    if "ema" in info.extra:  # said, so that early samples are not mistaken for a bug
+        which = (
+            "the moving average (EMA) of the generator's weights"
+            if info.extra["ema"]
+            else "the generator's own weights (no EMA)"
+        )
+        when = f" after epoch {info.extra['epoch']}" if "epoch" in info.extra else ""
+        when += f", step {info.extra['step']}" if "step" in info.extra else ""
+        state.info(f"sampling {which}{when}")
     seed = seed if seed is not None else (state.seed if state.seed is not None else 0)
     label_index = None
     if label is not None:
