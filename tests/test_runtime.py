@@ -179,3 +179,15 @@ def test_cpu_flags_reads_this_machine():
     assert isinstance(flags, frozenset)
     if Path("/proc/cpuinfo").exists() and "flags" in Path("/proc/cpuinfo").read_text():
         assert "fpu" in flags or "sse2" in flags
+
+
+def test_keep_freed_memory_is_idempotent_and_harmless():
+    import sys
+
+    first = runtime.keep_freed_memory()
+    assert runtime.keep_freed_memory() == first
+    if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
+        assert first is True
+    x = torch.ones(4_000_000)  # above glibc's default mmap threshold: allocated, freed, reused
+    del x
+    assert torch.ones(4_000_000).sum().item() == 4_000_000

@@ -254,7 +254,7 @@ def test_format_and_size_options(tmp_path):
 
 def test_large_image_is_tiled_and_keeps_its_size(tmp_path):
     src = write_image(tmp_path / "big.png", (301, 203))
-    translator = translator_for(tiny_generator(), tile=128, overlap=32)
+    translator = translator_for(tiny_generator(), tile=128, overlap=32, batch_size=4)
     report = translate_files(translator, [(src, Path("big.png"))], tmp_path / "out")
     with Image.open(report.written[0]) as img:
         assert img.size == (301, 203)
@@ -532,3 +532,8 @@ def test_bf16_translation_stays_above_35_db_of_fp32():
     bf16 = (translate_tensor(net, x, precision="bf16") + 1) / 2
     assert fp32.std() > 0.1  # a real image, not a flat one
     assert kornia.metrics.psnr(bf16, fp32, 1.0).item() >= 35.0
+
+
+def test_default_batch_is_one_image_on_the_cpu():
+    assert Translator(tiny_generator(), tile=0).batch_size == 1
+    assert Translator(tiny_generator(), tile=0, batch_size=3).batch_size == 3

@@ -140,7 +140,9 @@ def sample(
     import transfigure.gan  # noqa: F401  (registers the model kinds)
     from transfigure.checkpoint import load_model
     from transfigure.gan import sampling
+    from transfigure.runtime import keep_freed_memory
 
+    keep_freed_memory()
     if interpolate and nearest_data:
         raise click.UsageError("choose --interpolate or --nearest, not both")
     g, info = load_model(_model_path(model), kind="gan-generator", device=state.device)

@@ -11,6 +11,7 @@ from transfigure.batch import BatchEvent, Job, run_batch
 from transfigure.cli_support import AppState, PartialFailure, pass_state
 from transfigure.fileio import write_json
 from transfigure.images import IMAGE_EXTENSIONS, ImageError, load_image, save_image, walk_images
+from transfigure.runtime import keep_freed_memory
 from transfigure.styletransfer.stylize import (
     DEFAULT_LEARNING_RATES,
     OPTIMIZERS,
@@ -280,6 +281,7 @@ def stylize(
     except WeightsError as exc:
         raise click.BadParameter(str(exc), param_hint="--vgg-weights") from exc
 
+    keep_freed_memory()
     runs: list[dict] = []
     finals: dict[Path, tuple[float, dict[str, float], list]] = {}
     with state.renderer() as renderer:

@@ -17,6 +17,7 @@ from transfigure.cyclegan.translate import (
     translate_files,
 )
 from transfigure.images import ImageError, walk_images
+from transfigure.runtime import keep_freed_memory
 
 _DEFAULTS = TranslateConfig()
 _FORMATS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
@@ -53,7 +54,6 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     "--batch-size",
     type=int,
     default=_DEFAULTS.batch_size,
-    show_default=True,
     callback=_positive,
     help=TranslateConfig.__dataclass_fields__["batch_size"].metadata["help"],
 )
@@ -111,7 +111,7 @@ def translate(
     outdir: Path,
     direction: str | None,
     recursive: bool,
-    batch_size: int,
+    batch_size: int | None,
     tile: int | None,
     overlap: int | None,
     size: int | None,
@@ -150,6 +150,7 @@ def translate(
         hint = "" if recursive else " (sub-folders are walked with --recursive)"
         raise click.UsageError(f"no images found in {', '.join(map(str, inputs))}{hint}")
 
+    keep_freed_memory()
     with state.renderer() as renderer:
         try:
             net, info = load_translator(
@@ -174,7 +175,7 @@ def translate(
         )
         renderer.log(
             f"translating {len(items)} image(s) with {name} on {state.device} "
-            f"({state.precision}, tile {translator.tile or 'off'}, batch {batch_size})"
+            f"({state.precision}, tile {translator.tile or 'off'}, batch {translator.batch_size})"
         )
 
         def on_event(event) -> None:

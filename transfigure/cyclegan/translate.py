@@ -85,7 +85,13 @@ MIN_SIDE = 16
 class TranslateConfig:
     """Options of a translation job; the CLI takes its defaults from here."""
 
-    batch_size: int = field(default=4, metadata={"help": "Images of one size per forward pass."})
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Images of one size per forward pass. Default: 1 on the CPU (larger batches "
+            "only add memory traffic there), 4 on MPS, 16 on CUDA."
+        },
+    )
     tile: int | None = field(
         default=None,
         metadata={
@@ -177,6 +183,16 @@ def auto_tile(
     else:
         tile = CPU_TILE
     return max(_round_down(tile, multiple), multiple)
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Images per forward pass when none is asked for (see :class:`TranslateConfig`).
+
+    On the CPU a batch runs no faster per image than one image (the convolutions already fill
+    the cores), while its 4× larger activations cost page faults and a slow first pass: measured
+    with a ResNet-9 generator at 256², batches of 4 were 10-25 % slower per image than 1.
+    """
+    return {"cuda": 16, "mps": 4}.get(device.type, 1)
 
 
 def default_overlap(tile: int) -> int:
@@ -406,7 +422,7 @@ class Translator:
         precision: str = "fp32",
         tile: int | None = None,
         overlap: int | None = None,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         multiple: int = MULTIPLE,
         callback: Callable[[Event], None] | None = None,
     ) -> None:
@@ -431,6 +447,8 @@ class Translator:
             raise ValueError(f"overlap ({overlap}) must be at most half the tile ({tile})")
         self.tile = tile
         self.overlap = overlap
+        if batch_size is None:
+            batch_size = default_batch_size(self.device)
         self.batch_size = max(1, batch_size)
         self.callback = callback
 
@@ -522,7 +540,7 @@ def translate_files(
 
     def process(jobs: list[Job], images: list[Tensor]) -> Tensor:
         batch = torch.stack(images)  # (B, C, H, W), one size
-        return translator(batch).add_(1).div_(2).clamp_(0, 1)
+        return translator(batch).add(1).div_(2).clamp_(0, 1)
 
     return run_batch(
         [(src, output_path(outdir, rel, fmt)) for src, rel in items],
