@@ -9,6 +9,7 @@ the domain probe.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from transfigure.evaluate.cache import FeatureCache, file_key
 from transfigure.events import Callback, Event
 from transfigure.images import ImageError, load_image
 from transfigure.runtime import autocast
@@ -189,8 +191,11 @@ def extract_features(
     precision: str = "fp32",
     callback: Callback | None = None,
     task: str = "features",
+    cache: FeatureCache | None = None,
 ) -> FeatureSet:
     """Run ``extractor`` over image files in batches.
+
+    The next batch is decoded on a thread while the network runs on this one.
 
     Args:
         paths: image files.
@@ -200,30 +205,70 @@ def extract_features(
         batch_size: images per forward pass.
         device: where the extractor runs.
         precision: ``fp32`` / ``bf16`` / ``fp16`` autocast for the forward pass.
-        callback: receives an :class:`~transfigure.progress.Event` per batch (unit ``img``).
+        callback: receives an :class:`~transfigure.events.Event` per batch (unit ``img``).
         task: the progress bar's label.
+        cache: features on disk for this extractor, size and precision
+            (:class:`~transfigure.evaluate.cache.FeatureCache`): files whose content is there
+            are not decoded; the others are added.
 
     Returns:
-        A :class:`FeatureSet` (features in float64 on the CPU).
+        A :class:`FeatureSet` (features in float64 on the CPU), in the order of ``paths``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device)
-    chunks: list[Tensor] = []
-    loaded: list[Path] = []
-    errors: list[ImageError] = []
     total = len(paths)
-    for start in range(0, total, batch_size):
-        images, ok, bad = load_batch(paths[start : start + batch_size], size)
-        errors.extend(bad)
-        if ok:
-            with autocast(device, precision):
-                feats = extractor(images.to(device))
-            chunks.append(feats.detach().double().cpu())
-            loaded.extend(ok)
-        if callback is not None:
-            done = min(start + batch_size, total)
-            callback(Event(task, completed=done, total=total, unit="img", done=done == total))
+    found: dict[int, Tensor] = {}
+    failed: dict[int, ImageError] = {}
+    keys: dict[int, str] = {}
+    todo: list[int] = []
+    for i, path in enumerate(paths):
+        if cache is not None:
+            try:
+                keys[i] = file_key(path)
+            except OSError as exc:
+                failed[i] = ImageError(path, f"cannot read ({exc.strerror or exc})")
+                continue
+            hit = cache.get(keys[i])
+            if hit is not None:
+                found[i] = hit
+                continue
+        todo.append(i)
+
+    done = len(found)
+    if callback is not None and (found or not todo):
+        callback(Event(task, completed=done, total=total, unit="img", done=done == total))
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+
+    def decode(batch: list[int]) -> tuple[Tensor, list[Path], list[ImageError]]:
+        return load_batch([Path(paths[i]) for i in batch], size)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="decode") as pool:
+        ahead = pool.submit(decode, batches[0]) if batches else None
+        for n, batch in enumerate(batches):
+            assert ahead is not None
+            images, ok, bad = ahead.result()
+            ahead = pool.submit(decode, batches[n + 1]) if n + 1 < len(batches) else None
+            by_path = {Path(paths[i]): i for i in batch}
+            for error in bad:
+                failed[by_path[Path(error.path)]] = error
+            if ok:
+                with autocast(device, precision):
+                    feats = extractor(images.to(device)).detach().double().cpu()
+                for path, row in zip(ok, feats, strict=True):
+                    i = by_path[path]
+                    found[i] = row
+                    if cache is not None:
+                        cache.put(keys[i], row)
+            done += len(batch)
+            if callback is not None:
+                callback(Event(task, completed=done, total=total, unit="img", done=done == total))
+    order = [i for i in range(total) if i in found]
     dim = int(getattr(extractor, "num_features", 0))
-    features = torch.cat(chunks) if chunks else torch.empty(0, dim, dtype=torch.float64)
-    return FeatureSet(features, loaded, errors)
+    features = (
+        torch.stack([found[i] for i in order])
+        if order
+        else torch.empty(0, dim, dtype=torch.float64)
+    )
+    errors = [failed[i] for i in sorted(failed)]
+    return FeatureSet(features, [Path(paths[i]) for i in order], errors)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from transfigure.evaluate.cache import FeatureCache, extractor_key
 from transfigure.evaluate.features import (
     FEATURES,
     INCEPTION_SIZE,
@@ -239,6 +240,7 @@ def compute_scores(
     extractor: nn.Module | None = None,
     vgg_weights: str | Path | None = None,
     callback: Callback | None = None,
+    cache: bool = False,
 ) -> tuple[Scores, FeatureSet, FeatureSet]:
     """FID and KID of the images in ``fake`` against those in ``real``.
 
@@ -251,6 +253,8 @@ def compute_scores(
         extractor: a prebuilt feature network (``build_extractor``), already on ``device``.
         vgg_weights: VGG19 weight source for ``features="vgg19"``.
         callback: progress events ("features real", "features fake").
+        cache: keep each image's features on disk (:mod:`transfigure.evaluate.cache`) and reuse
+            them for files with the same content.
 
     Returns:
         ``(scores, real_features, fake_features)``: the features can be reused (e.g. by the
@@ -267,6 +271,9 @@ def compute_scores(
     if extractor is None:
         extractor = build_extractor(config.features, vgg_weights=vgg_weights).to(device)
     size = config.image_size
+    store = (
+        FeatureCache(extractor_key(extractor, size=size, precision=precision)) if cache else None
+    )
     sets = []
     for name, paths in (("real", real_paths), ("fake", fake_paths)):
         sets.append(
@@ -279,6 +286,7 @@ def compute_scores(
                 precision=precision,
                 callback=callback,
                 task=f"features {name}",
+                cache=store,
             )
         )
     real_set, fake_set = sets

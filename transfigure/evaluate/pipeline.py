@@ -55,6 +55,8 @@ def run_evaluation(
     precision: str = "fp32",
     vgg_weights: str | Path | None = None,
     callback: Callback | None = None,
+    probe_sample: int | None = ProbeConfig.sample,
+    cache: bool = False,
 ) -> Evaluation:
     """FID/KID of ``fake`` against ``real``, and optionally the probe.
 
@@ -67,6 +69,9 @@ def run_evaluation(
         device, precision: where and how the feature networks run.
         vgg_weights: VGG19 weight source (bundled by default).
         callback: progress events.
+        probe_sample: real images per domain the probe is fitted on (a seeded sample; ``None``
+            for all).
+        cache: keep features on disk, keyed by file content, and reuse them.
     """
     config = config or EvaluateConfig()
     device = torch.device(device)
@@ -79,15 +84,18 @@ def run_evaluation(
         precision=precision,
         extractor=extractor,
         callback=callback,
+        cache=cache,
     )
     probe = None
     if probe_domains is not None:
         if config.features == "vgg19":
             # Same network and size: the translated images' features are reused.
-            probe_config = ProbeConfig(size=config.image_size, batch_size=config.batch_size)
+            probe_config = ProbeConfig(
+                size=config.image_size, batch_size=config.batch_size, sample=probe_sample
+            )
             probe_extractor, translated = extractor, fake_set
         else:
-            probe_config = ProbeConfig(batch_size=config.batch_size)
+            probe_config = ProbeConfig(batch_size=config.batch_size, sample=probe_sample)
             probe_extractor, translated = None, fake_set.paths
         probe = probe_translation(
             probe_domains[0],
@@ -99,6 +107,7 @@ def run_evaluation(
             extractor=probe_extractor,
             vgg_weights=vgg_weights,
             callback=callback,
+            cache=cache,
         )
     skipped = list(dict.fromkeys(scores.skipped + (probe.skipped if probe else [])))
     return Evaluation(scores, probe, real_set.paths, fake_set.paths, skipped)
