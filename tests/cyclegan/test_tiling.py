@@ -235,3 +235,14 @@ def test_tiled_resnet_is_closer_to_untiled_than_per_tile_statistics():
         ours = translate_tensor(net, x, tile=64, overlap=16)
     assert ours.shape == full.shape
     assert (ours - full).abs().mean() < 0.7 * (naive - full).abs().mean()
+
+
+def test_tiles_report_progress_within_one_image():
+    events: list = []
+    x = torch.rand(1, 3, 96, 160)
+    out = tiled_apply(lambda t: t * 2, x, tile=64, overlap=16, callback=events.append, task="big")
+    torch.testing.assert_close(out, x * 2)
+    starts = len(tile_starts(96, 64, 16, 4)) * len(tile_starts(160, 64, 16, 4))
+    assert [e.completed for e in events] == list(range(1, starts + 1))
+    assert all(e.total == starts and e.unit == "tile" and e.task == "big" for e in events)
+    assert events[-1].done and not any(e.done for e in events[:-1])

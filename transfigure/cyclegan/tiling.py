@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from transfigure.events import Event
+
 __all__ = [
     "MULTIPLE",
     "blend_window",
@@ -169,6 +171,8 @@ def tiled_apply(
     overlap: int,
     batch_size: int = 1,
     multiple: int = MULTIPLE,
+    callback: Callable[[Event], None] | None = None,
+    task: str = "tiles",
 ) -> Tensor:
     """Apply a size-preserving ``fn`` to ``x`` in overlapping tiles blended without seams.
 
@@ -183,6 +187,10 @@ def tiled_apply(
             a tile are removed exactly.
         batch_size: tiles per call of ``fn``.
         multiple: stride grid of the tiles.
+        callback: receives an :class:`~transfigure.events.Event` after each call of ``fn``
+            (``task``, tiles completed of the total, unit ``"tile"``): progress within one
+            large image.
+        task: the label of those events.
 
     Returns:
         ``(B, C', H, W)`` float tensor on ``x``'s device (float32 unless ``fn`` returns float64).
@@ -234,6 +242,11 @@ def tiled_apply(
             )
             out[:, :, y0 : y0 + th, x0 : x0 + tw] += y[j * b : (j + 1) * b] * win
             weight[:, :, y0 : y0 + th, x0 : x0 + tw] += win
+        if callback is not None:
+            done = i + len(group)
+            callback(
+                Event(task, completed=done, total=len(boxes), unit="tile", done=done == len(boxes))
+            )
     assert out is not None  # at least one tile always exists
     return out / weight.clamp_min(1e-12)
 

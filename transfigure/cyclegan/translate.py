@@ -220,6 +220,7 @@ def translate_tensor(
     precision: str = "fp32",
     multiple: int = MULTIPLE,
     tile_batch: int = 1,
+    callback: Callable[[Event], None] | None = None,
 ) -> Tensor:
     """Translate a batch of images of any size; the output has the input's size.
 
@@ -233,6 +234,8 @@ def translate_tensor(
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
         multiple: the network's side multiple (padding to it, tile grid).
         tile_batch: tiles per forward pass.
+        callback: receives an event per forward pass over tiles (task ``"tiles"``, unit
+            ``"tile"``), so that a single large image shows progress.
 
     Returns:
         ``(B, C_out, H, W)`` float32 in [-1, 1] on ``x``'s device.
@@ -267,7 +270,17 @@ def translate_tensor(
             if channels_last:
                 ref = ref.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision), shared_norm_statistics(net, ref):
-                outs.append(tiled_apply(run, xi, tile=tile, overlap=ov, batch_size=tile_batch))
+                outs.append(
+                    tiled_apply(
+                        run,
+                        xi,
+                        tile=tile,
+                        overlap=ov,
+                        batch_size=tile_batch,
+                        callback=callback,
+                        task="tiles",
+                    )
+                )
         return crop_to(torch.cat(outs), size).contiguous()
 
 
@@ -478,6 +491,7 @@ class Translator:
                 precision=self.precision,
                 multiple=self.multiple,
                 tile_batch=1,  # tile² is the pixel budget of one pass
+                callback=self.callback,
             )
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
