@@ -21,6 +21,11 @@ from transfigure import __version__
 from transfigure.choices import DEVICES, PRECISIONS
 from transfigure.cli_support import AppState
 from transfigure.progress import make_console
+from transfigure.threads import set_openmp_wait_policy
+
+# Before any command imports torch: idle OpenMP threads sleep rather than spin, so a busy
+# neighbour process slows the work by at most the share of the cores it takes (see threads.py).
+set_openmp_wait_policy()
 
 EXIT_INTERRUPTED = 130
 
