@@ -1,0 +1,176 @@
+"""CycleGAN trained by transfigure and by the reference implementation, side by side.
+
+Both train on the same images with the same settings and iteration count (batch 1, the
+reference's defaults otherwise); the reference runs unchanged from a checkout the user points
+at (``--reference DIR``, its ``train.py``; it seeds nothing, so its runs are independent draws,
+while transfigure's take ``--seeds``). Each trained G_A (A→B) translates the same held-out
+``testA`` images through the same inference code (the reference's generator is converted with
+``transfigure models import``), and both are scored with the same ``transfigure evaluate``:
+FID and KID on bundled-VGG19 features against ``testB``, and the linear probe's share of
+translations assigned to domain B. A contact sheet shows eight translations side by side.
+
+    python benchmarks/cyclegan_reference.py --reference /path/to/pytorch-CycleGAN-and-pix2pix \\
+        --data ../shared/data/horse2zebra --size 128 --images 200 --epochs 10 --seeds 0 1
+
+The reference needs its own small dependency, ``dominate``: ``pip install --target DIR
+dominate`` and pass ``--reference-path DIR``. Runs are long on a CPU (an iteration at 128 px
+takes a few seconds): the iteration count is ``images × epochs`` per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import cpu_name  # noqa: E402 (benchmarks/ is the script folder)
+
+
+def _run(
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None, log: Path | None = None
+) -> float:
+    """Run a command, its output to ``log``; returns the wall time."""
+    start = time.perf_counter()
+    with open(log or os.devnull, "w") as out:
+        done = subprocess.run(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}; see {log}")
+    return time.perf_counter() - start
+
+
+def _subset(data: Path, out: Path, images: int, size: int) -> Path:
+    """trainA/trainB: the first ``images`` of each (both tools take the sorted head with
+    --max-dataset-size, so they are given the same files); testA/testB resized to ``size``."""
+    root = out / "data"
+    if root.exists():
+        return root
+    for split in ("trainA", "trainB"):
+        (root / split).mkdir(parents=True)
+        for path in sorted((data / split).iterdir())[:images]:
+            shutil.copy(path, root / split / path.name)
+    for split in ("testA", "testB"):
+        (root / split).mkdir(parents=True)
+        for path in sorted((data / split).iterdir()):
+            with Image.open(path) as im:
+                im.convert("RGB").resize((size, size), Image.BICUBIC).save(root / split / path.name)
+    return root
+
+
+def _contact_sheet(rows: list[list[Path]], out: Path, size: int) -> None:
+    sheet = Image.new("RGB", (size * len(rows[0]), size * len(rows)), "white")
+    for r, row in enumerate(rows):
+        for c, path in enumerate(row):
+            with Image.open(path) as im:
+                sheet.paste(im.convert("RGB").resize((size, size)), (c * size, r * size))
+    sheet.save(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reference", type=Path, required=True, help="reference checkout")
+    parser.add_argument("--reference-path", default="", help="extra PYTHONPATH (dominate)")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/horse2zebra"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cyclegan-reference"))
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--images", type=int, default=200, help="training images per domain")
+    parser.add_argument("--epochs", type=int, default=10, help="half constant, half decaying")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data = _subset(args.data.resolve(), out, args.images, args.size)
+    load = args.size + args.size // 8  # the reference's 286/256 margin
+    n_const, n_decay = args.epochs - args.epochs // 2, args.epochs // 2
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    ref_env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (args.reference_path,) if p)}
+    tf = [sys.executable, "-m", "transfigure", "--device", "cpu", "--precision", "fp32"]
+    rows: list[dict[str, Any]] = []
+    translated: dict[str, Path] = {}
+    for seed in args.seeds:
+        for side in ("reference", "transfigure"):  # interleaved: the machine's load hits both
+            name = f"{side}-{seed}"
+            run = out / name
+            if side == "reference":
+                shutil.rmtree(run, ignore_errors=True)
+                cmd = [sys.executable, "train.py", "--dataroot", str(data), "--name", name]
+                cmd += ["--model", "cycle_gan", "--checkpoints_dir", str(out)]
+                cmd += ["--load_size", str(load), "--crop_size", str(args.size)]
+                cmd += ["--n_epochs", str(n_const), "--n_epochs_decay", str(n_decay)]
+                cmd += ["--gpu_ids", "-1", "--display_id", "-1", "--no_html", "--num_threads", "0"]
+                # the reference writes latest_net_* when the epoch is a multiple of this
+                cmd += ["--save_epoch_freq", str(args.epochs), "--print_freq", "100000"]
+                seconds = _run(cmd, ref_env, cwd=args.reference, log=out / f"{name}.log")
+                model = out / f"{name}.safetensors"
+                _run([*tf, "models", "import", str(run / "latest_net_G_A.pth"), "-o", str(model),
+                      "--direction", "a2b", "--overwrite"], env)  # fmt: skip
+            else:
+                shutil.rmtree(run, ignore_errors=True)
+                cmd = [*tf, "--seed", str(seed), "train", "cyclegan", str(data), "-o", str(run)]
+                cmd += ["--load-size", str(load), "--crop-size", str(args.size), "--workers", "0"]
+                cmd += ["--n-epochs", str(n_const), "--n-epochs-decay", str(n_decay)]
+                cmd += ["--checkpoint-every", "0"]
+                seconds = _run(cmd, env, log=out / f"{name}.log")
+                model = run / "generator_a2b.safetensors"
+            fake = out / f"{name}-fake"
+            shutil.rmtree(fake, ignore_errors=True)
+            _run([*tf, "translate", str(model), str(data / "testA"), "-o", str(fake),
+                  "--direction", "a2b"], env)  # fmt: skip
+            scores = subprocess.run(
+                [*tf, "evaluate", str(data / "testB"), str(fake), "--features", "vgg19",
+                 "--probe", str(data / "trainA"), str(data / "trainB"), "--json"],
+                env=env, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            result = json.loads(scores)
+            rows.append({"side": side, "seed": seed, "train_s": seconds, **result})
+            translated[name] = fake
+            print(json.dumps(rows[-1]), flush=True)
+
+    # eight translations: input | transfigure | reference, for the first seed
+    first = args.seeds[0]
+    inputs = sorted((data / "testA").iterdir())[:8]
+    sheet_rows = []
+    for path in inputs:
+        row = [path]
+        for side in ("transfigure", "reference"):
+            matches = sorted(translated[f"{side}-{first}"].glob(path.stem + ".*"))
+            row.append(matches[0])
+        sheet_rows.append(row)
+    _contact_sheet(sheet_rows, out / "side_by_side.png", args.size)
+
+    import torch
+
+    meta = {
+        "cpu": cpu_name(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "size": args.size,
+        "images": args.images,
+        "epochs": args.epochs,
+        "iterations": args.images * args.epochs,
+    }
+    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"\n{meta}")
+    print(f"{'side':12} {'seed':>4} {'train s':>8} {'FID-VGG':>9} {'KID':>8} {'probe→B':>8}")
+    for r in rows:
+        fid, kid = r["scores"]["fid"], r["scores"]["kid_mean"]
+        probe = r["probe"]["fraction_target"]
+        line = f"{r['side']:12} {r['seed']:>4} {r['train_s']:8.0f}"
+        print(f"{line} {fid:9.1f} {kid:8.2f} {probe:8.2f}")
+    print(f"contact sheet: {out / 'side_by_side.png'} (columns: input, transfigure, reference)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
