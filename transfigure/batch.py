@@ -487,9 +487,10 @@ def _pipeline(
                 if written_elsewhere(job):
                     finish(job, "skipped", job.output)
                     continue
-                if waiting:
+                claim = Claim.acquire(job.output)
+                if claim is None and waiting:
                     emit(Event(task=task, message=f"waiting for another process on {job.output}"))
-                claim = Claim.acquire(job.output, wait=waiting)
+                    claim = Claim.acquire(job.output, wait=True)
                 if claim is None:
                     deferred.append(job)
                     continue
