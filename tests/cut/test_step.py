@@ -165,3 +165,12 @@ def test_bad_settings_are_named():
         CUTStep(
             TrainConfig(data_root="x", nce_layers="0,40", ngf=2), device="cpu", precision="fp32"
         )
+
+
+def test_bf16_trains_and_exports_finite_weights(seasons_root, tmp_path):
+    result = train(tiny(seasons_root, mode="cut"), tmp_path / "run", precision="bf16", max_steps=3)
+    rows = _metrics(tmp_path / "run")
+    assert rows and all(torch.isfinite(torch.tensor(r["G"])) for r in rows)
+    assert result.steps == 3
+    net, _ = load_model(tmp_path / "run" / "generator_a2b.safetensors")
+    assert all(torch.isfinite(p).all() for p in net.parameters())
