@@ -705,6 +705,8 @@ def train(
             "another output folder"
         )
 
+    if device.type == "cpu":
+        runtime.keep_freed_memory()  # activations are freed and reallocated every step
     dist = runtime.init_distributed(device)
     if dist.distributed and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
