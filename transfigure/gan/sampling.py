@@ -57,7 +57,7 @@ def _n_classes(g: nn.Module) -> int:
     return int(getattr(getattr(g, "config", None), "n_classes", 0))
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def generate(
     g: nn.Module,
     z: Tensor,
