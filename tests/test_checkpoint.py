@@ -498,34 +498,38 @@ def test_training_state_errors(tmp_path: Path) -> None:
         load_training_state(not_dict)
 
 
-def test_unknown_kind_imports_its_transfigure_module(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A file whose kind is registered by a transfigure module not imported yet: load_model
-    # imports that module (named by the config class) and then finds the kind.
-    import transfigure.checkpoint as checkpoint
+def test_built_in_kinds_come_from_the_registry_on_first_use(tmp_path: Path) -> None:
+    """A fresh process loads a GAN generator file without importing transfigure.gan first, and
+    a file's metadata never chooses what gets imported."""
+    import subprocess
+    import sys
 
-    imported: list[str] = []
+    from transfigure.gan.networks import Generator, GeneratorConfig
 
-    def fake_import(name: str):  # noqa: ANN202
-        imported.append(name)
-        register_model("test-lazy", TinyConfig, TinyNet)
+    g = Generator(GeneratorConfig(image_size=16, width=4, latent_dim=8))
+    save_model(g, tmp_path / "g.safetensors", kind="gan-generator", config=g.config)
+    code = f"""
+import sys
+from transfigure.checkpoint import load_model, ModelFileError
+assert not any(m.startswith("transfigure.gan") for m in sys.modules)
+net, info = load_model({str(tmp_path / "g.safetensors")!r})
+print(type(net).__module__, info.kind)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["transfigure.gan.networks", "gan-generator"]
 
-    monkeypatch.setattr(checkpoint.importlib.util, "find_spec", lambda name: object())
-    monkeypatch.setattr(checkpoint.importlib, "import_module", fake_import)
-    net = _trained_tiny()
-    tensors = {k: v.clone() for k, v in net.state_dict().items()}
+    tensors = {k: v.clone() for k, v in _trained_tiny().state_dict().items()}
     path = _write_with_metadata(
-        tmp_path / "lazy.safetensors",
+        tmp_path / "odd.safetensors",
         tensors,
         **{
-            "transfigure.kind": "test-lazy",
+            "transfigure.kind": "not-a-kind",
             "transfigure.config_class": "transfigure.some_subsystem.networks.TinyConfig",
         },
     )
-    loaded, info = load_model(path, kind="test-lazy")
-    assert imported == ["transfigure.some_subsystem.networks"]
-    torch.testing.assert_close(loaded(torch.ones(2, 3)), net(torch.ones(2, 3)))
+    with pytest.raises(ModelFileError, match="unknown model kind 'not-a-kind'"):
+        load_model(path)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -9,8 +9,9 @@ everything needed to rebuild the network without unpickling code::
     transfigure.version       "0.1.0"                          (transfigure.__version__)
     transfigure.extra         '{"direction": "a2b"}'           (free-form JSON)
 
-Each subsystem registers its kinds at import time with :func:`register_model`; :func:`load_model`
-looks the kind up, rebuilds the network from the stored config and loads the weights strictly.
+The built-in kinds are listed in :mod:`transfigure.registry` (imported on first use; more can be
+added with :func:`register_model`); :func:`load_model` looks the kind up, rebuilds the network
+from the stored config and loads the weights strictly.
 
 *Training state* (optimisers, schedulers, step counters, random states) is written with
 ``torch.save`` atomically and read back with ``torch.load(weights_only=True)``, so resuming a run
@@ -20,8 +21,6 @@ never executes pickled code.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import json
 import os
 import re
@@ -125,8 +124,22 @@ def register_model(kind: str, config_cls: type, build: Callable[[Any], nn.Module
 
 
 def model_kinds() -> list[str]:
-    """The registered model kinds, sorted."""
-    return sorted(_REGISTRY)
+    """The registered model kinds (the built-in ones of :mod:`transfigure.registry` and any
+    added with :func:`register_model`), sorted."""
+    from transfigure.registry import MODEL_KINDS
+
+    return sorted(set(_REGISTRY) | set(MODEL_KINDS))
+
+
+def _registration(kind: str) -> _Registration | None:
+    """The registration of ``kind``; built-in kinds are imported on first use."""
+    if kind not in _REGISTRY:
+        from transfigure.registry import MODEL_KINDS, load
+
+        if kind in MODEL_KINDS:
+            config_path, build_path = MODEL_KINDS[kind]
+            register_model(kind, load(config_path), load(build_path))
+    return _REGISTRY.get(kind)
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,7 +245,7 @@ def save_model(
         TypeError: ``extra`` or ``config`` is not JSON-serialisable.
     """
     path = Path(path)
-    registration = _REGISTRY.get(kind)
+    registration = _registration(kind)
     if registration is None:
         raise ValueError(
             f"unknown model kind {kind!r}: register it first (known: {', '.join(model_kinds())})"
@@ -306,23 +319,6 @@ def read_model_info(path: str | Path) -> ModelInfo:
     )
 
 
-def _try_import_registering_module(config_class: str) -> None:
-    """Import the module that defines a file's config class, so that it registers its kinds.
-
-    Only modules inside the transfigure package are considered: file metadata must never make us
-    import arbitrary code.
-    """
-    module_name = config_class.rpartition(".")[0]
-    if not module_name.startswith("transfigure."):
-        return
-    try:
-        if importlib.util.find_spec(module_name) is None:
-            return
-        importlib.import_module(module_name)
-    except ImportError:
-        return
-
-
 def _check_state_dict(path: Path, expected: Mapping[str, torch.Tensor], found: Mapping) -> None:
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
@@ -375,9 +371,7 @@ def load_model(
             raise ModelFileError(
                 f"{path}: is a {info.kind!r} model, expected {' or '.join(repr(k) for k in wanted)}"
             )
-    if info.kind not in _REGISTRY and info.config_class:
-        _try_import_registering_module(info.config_class)
-    registration = _REGISTRY.get(info.kind)
+    registration = _registration(info.kind)
     if registration is None:
         known = ", ".join(model_kinds()) or "none"
         raise ModelFileError(

@@ -1,9 +1,9 @@
-"""The one place where trainers are registered.
+"""The one place where trainers and model kinds are registered.
 
-Each entry names its step class and config class by import path, so that listing trainers
-(``transfigure train --help``) imports nothing heavy, and nothing is registered as a side
-effect of importing a module. Adding a trainer means a step, a config dataclass and one entry
-here.
+Each entry names its classes by import path, so that listing trainers (``transfigure train
+--help``) imports nothing heavy, and nothing is registered as a side effect of importing a
+module. Adding a trainer means a step, a config dataclass and one entry in :data:`TRAINERS`;
+adding a kind of model file, one entry in :data:`MODEL_KINDS`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TRAINERS", "Trainer", "load"]
+__all__ = ["MODEL_KINDS", "TRAINERS", "Trainer", "load"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,31 @@ class Trainer:
     help: str
     data: str = "single"
     preset: dict[str, Any] = field(default_factory=dict)
+
+
+# kind stored in a model file → (its architecture config class, the function that builds it)
+MODEL_KINDS: dict[str, tuple[str, str]] = {
+    "gan-generator": (
+        "transfigure.gan.networks:GeneratorConfig",
+        "transfigure.gan.networks:Generator",
+    ),
+    "gan-discriminator": (
+        "transfigure.gan.networks:DiscriminatorConfig",
+        "transfigure.gan.networks:Discriminator",
+    ),
+    "gan-critic": (
+        "transfigure.gan.networks:DiscriminatorConfig",
+        "transfigure.gan.networks:Discriminator",
+    ),
+    "cyclegan-generator": (
+        "transfigure.cyclegan.networks:GeneratorConfig",
+        "transfigure.cyclegan.networks:build_generator",
+    ),
+    "cyclegan-discriminator": (
+        "transfigure.cyclegan.networks:DiscriminatorConfig",
+        "transfigure.cyclegan.networks:build_discriminator",
+    ),
+}
 
 
 def load(target: str) -> Any:

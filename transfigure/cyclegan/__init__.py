@@ -1,8 +1,8 @@
 """CycleGAN: unpaired image-to-image translation (Zhu et al., 2017).
 
-Networks (reference parameter layout) and their configs; importing this package registers the
-model kinds ``cyclegan-generator`` and ``cyclegan-discriminator`` with
-:mod:`transfigure.checkpoint`. Training is :class:`transfigure.cyclegan.step.CycleGANStep`, a
+Networks (reference parameter layout) and their configs; their model kinds
+(``cyclegan-generator``, ``cyclegan-discriminator``) are listed in :mod:`transfigure.registry`.
+Training is :class:`transfigure.cyclegan.step.CycleGANStep`, a
 step on the training engine.
 """
 

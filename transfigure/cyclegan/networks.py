@@ -29,8 +29,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn import init
 
-from transfigure.checkpoint import register_model
-
 __all__ = [
     "NORMS",
     "INIT_TYPES",
@@ -599,7 +597,3 @@ def build_discriminator(
             f"unknown netD {cfg.netD!r}; expected one of {', '.join(DISCRIMINATOR_NETS)}"
         )
     return init_weights(net, cfg.init_type, cfg.init_gain, generator=generator)
-
-
-register_model("cyclegan-generator", GeneratorConfig, build_generator)
-register_model("cyclegan-discriminator", DiscriminatorConfig, build_discriminator)
