@@ -11,7 +11,16 @@ import torch
 
 from tests.browser import fresh_profile, image_check, is_blank, require_chromium, screenshot
 from transfigure.cli import main
-from transfigure.demo import MARKER, DemoConfig, DemoError, painting, run_demo
+from transfigure.demo import (
+    MARKER,
+    PAIRS,
+    DemoConfig,
+    DemoError,
+    asset,
+    load_digits,
+    run_demo,
+    season_scores,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +48,15 @@ def quick_demo(tmp_path_factory):
     return workdir, workdir / "out", result
 
 
-def _expected_images(out: Path, config: DemoConfig) -> set[str]:
-    n_show = min(6, config.n_train)
-    names = {f"data/train{d}/{i:05d}.png" for d in "AB" for i in range(n_show)}
-    n_test = min(config.n_shown, config.n_test)
-    names |= {f"data/test{d}/{i:05d}.png" for d in "AB" for i in range(n_test)}
-    names |= {f"translated/{d}/{i:05d}.png" for d in ("a2b", "b2a") for i in range(n_test)}
-    epochs = config.epochs + config.epochs_decay
-    names |= {f"run/samples/epoch_{e:03d}.png" for e in range(1, epochs + 1)}
-    names |= {"run/losses.png", "stylize/content.png", "stylize/style.png", "stylize/stylized.png"}
+def _expected_images(config: DemoConfig) -> set[str]:
+    k = min(config.n_shown, config.n_test)
+    names = {f"data/test{d}/{i:05d}.png" for d in "AB" for i in range(k)}
+    names |= {f"translated/{d}/{i:05d}.png" for d in ("a2b", "b2a") for i in range(k)}
+    names.add(f"run/samples/epoch_{config.epochs + config.epochs_decay:03d}.png")
+    for photo, painting in PAIRS:
+        result = f"{Path(photo).stem}_after_{Path(painting).stem}.png"
+        names |= {f"stylize/{photo}", f"stylize/{painting}", f"stylize/{result}"}
+    names.add("cgan/samples_per_label.png")
     return names
 
 
@@ -58,13 +67,30 @@ def test_demo_writes_one_page_with_every_image(quick_demo):
     assert result.stdout.strip() == "out/index.html"  # stdout: the page's path only
     html = page.read_text()
     shown = set(re.findall(r'<img src="([^"]+)"', html))
-    assert shown == _expected_images(out, DemoConfig.quick())
+    assert shown == _expected_images(DemoConfig.quick())
     for src in shown:
         assert (out / src).is_file(), src
-    for heading in ("Synthetic training data", "CycleGAN training", "held-out scenes",
-                    "Did the translation work", "Neural style transfer"):  # fmt: skip
-        assert heading in html
+        assert f'<a href="{src}">' in html  # a click shows it at full size
+    headings = re.findall(r"<h2>([^<]+)</h2>", html)
+    assert headings == [
+        "1. Summer ↔ winter with CycleGAN",
+        "2. Scoring without the right answer",
+        "3. Neural style transfer",
+        "4. A conditional GAN",
+        "Timings",
+        "How this was made",
+    ]
     assert "[6/6]" in result.stderr  # the steps are logged on stderr
+
+
+def test_demo_reports_the_errors_on_the_page_and_on_stderr(quick_demo):
+    _, out, result = quick_demo
+    html = (out / "index.html").read_text()
+    for direction in ("summer → winter", "winter → summer"):
+        assert f"{direction}: error to the true scene" in result.stderr
+        assert f"<td>{direction}</td>" in html
+    assert "error, input as is" in html and "SSIM, CycleGAN" in html
+    assert re.search(r"conditional GAN: \d+% of samples show their label", result.stderr)
 
 
 def test_demo_writes_nothing_outside_its_folder(quick_demo):
@@ -80,7 +106,11 @@ def test_demo_outputs_have_the_configured_sizes(quick_demo):
     _, out, _ = quick_demo
     config = DemoConfig.quick()
     assert Image.open(out / "translated" / "a2b" / "00000.png").size == (config.size,) * 2
-    assert Image.open(out / "stylize" / "stylized.png").size == (config.stylize_side,) * 2
+    photo, painting = PAIRS[0]
+    result = out / "stylize" / f"{Path(photo).stem}_after_{Path(painting).stem}.png"
+    assert max(Image.open(result).size) == config.stylize_size
+    grid = Image.open(out / "cgan" / "samples_per_label.png")
+    assert grid.height > grid.width * 0.9  # ten rows of ten
 
 
 def test_demo_page_renders_in_headless_chromium(quick_demo, tmp_path):
@@ -115,43 +145,73 @@ def test_quick_demo_twice_into_the_same_folder(tmp_path):
     second = run_demo(tmp_path / "d", config)
     assert second.page == first.page and second.page.is_file()
     assert not stale.exists()  # the previous demo's outputs were replaced, not mixed in
-    assert set(second.seconds) >= {"data", "train", "translate", "evaluate", "stylize", "total"}
-    assert 0.0 <= second.metrics["probe_translated"] <= 1.0
-    assert second.metrics["probe_real_winter"] == pytest.approx(1.0)
-    assert second.metrics["probe_input"] == pytest.approx(0.0)
+    steps = {"data", "cyclegan", "translate", "evaluate", "stylize", "cgan", "report", "total"}
+    assert set(second.seconds) == steps
+    m = second.metrics
+    assert 0.0 <= m["probe_translated"] <= 1.0
+    assert m["probe_real_winter"] == pytest.approx(1.0)
+    assert m["probe_input"] == pytest.approx(0.0)
+    # summer and winter differ a lot: the untranslated input is far from the true scene
+    assert m["a2b_mae_input"] == pytest.approx(m["b2a_mae_input"]) and m["a2b_mae_input"] > 40
+    assert 0.0 <= m["cgan_label_accuracy"] <= 1.0 and 0.0 <= m["classifier_accuracy"] <= 1.0
 
 
 def test_bad_size_is_a_usage_error(runner, tmp_path):
     result = runner.invoke(main, ["demo", "--quick", "--size", "30", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
-    assert "multiple of 4" in result.stderr
+    assert "multiple of 4" in result.stderr  # --quick: a ResNet generator
     assert not (tmp_path / "x").exists()
 
 
-def test_painting_is_deterministic_and_colourful():
-    a, b = painting(64, seed=3), painting(64, seed=3)
-    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, painting(64, seed=4))
-    assert a.std() > 20  # bands and ribbons, not a flat fill
-    with pytest.raises(ValueError, match="size"):
-        painting(8)
+def test_season_scores_known_values():
+    truth = torch.zeros(2, 3, 16, 16)
+    same, _ = season_scores(truth, truth)
+    torch.testing.assert_close(same, torch.zeros(2))
+    shifted = truth.clone()
+    shifted[1] += 0.2  # every pixel 51 levels off
+    mae, ssim = season_scores(shifted, truth)
+    torch.testing.assert_close(mae, torch.tensor([0.0, 51.0]))
+    assert ssim[0] == pytest.approx(1.0) and ssim[1] < 1.0
+    with pytest.raises(ValueError, match="batches"):
+        season_scores(truth, truth[:1])
+
+
+def test_bundled_pictures_and_digits_are_there_with_their_licences():
+    from PIL import Image
+
+    readme = asset("README.md").read_text()
+    for photo, painting in PAIRS:
+        for name in (photo, painting):
+            with Image.open(asset(name)) as image:
+                assert image.format == "JPEG" and 256 <= max(image.size) <= 384
+            assert f"`{name}`" in readme
+    images, labels = load_digits(16)
+    assert images.shape == (1797, 16, 16) and images.dtype == np.uint8
+    assert sorted(set(labels.tolist())) == list(range(10))
+    assert np.bincount(labels).min() > 170  # about 180 of each digit
+    with pytest.raises(FileNotFoundError):
+        asset("nope.jpg")
 
 
 def test_config_checks():
-    assert DemoConfig().stylize_side == 2 * DemoConfig().size
     assert DemoConfig.quick(size=48).size == 48
+    with pytest.raises(ValueError, match="multiple of 128"):
+        DemoConfig(size=64)  # the U-Net halves the image seven times
     with pytest.raises(ValueError, match="n_test"):
         DemoConfig(n_test=1)
     with pytest.raises(ValueError, match="epochs"):
         DemoConfig(epochs=0, epochs_decay=0)
+    with pytest.raises(ValueError, match="cgan_size"):
+        DemoConfig(cgan_size=24)
 
 
 @pytest.mark.slow
 def test_full_demo(tmp_path):
-    """The demo as users run it (a few minutes on two CPU cores): the translation works."""
+    """The demo as users run it (about three minutes on two CPU cores): the translations
+    bring the error to the true scene to at most half the input's, both ways."""
     result = run_demo(tmp_path / "demo", DemoConfig())
-    assert result.page.is_file()
-    # Most held-out summer scenes come out as winter, by the probe's judgement.
-    assert result.metrics["probe_translated"] >= 0.75
-    assert result.metrics["fid_vgg19_translated"] < result.metrics["fid_vgg19_input"]
+    m = result.metrics
+    for d in ("a2b", "b2a"):
+        assert m[f"{d}_mae"] <= 0.5 * m[f"{d}_mae_input"]
+    assert m["probe_translated"] >= 0.75
+    assert m["cgan_label_accuracy"] >= 0.5

@@ -93,6 +93,13 @@ def test_small_images_are_scaled_up_crisply(page_dir):
     assert 'width="160" height="160"' in large and "pixelated" not in large
 
 
+def test_every_image_links_to_itself_to_enlarge_it(page_dir):
+    html = _build(page_dir).render(page_dir)
+    images = re.findall(r'<a href="([^"]+)"><img src="([^"]+)"', html)
+    assert len(images) == len(re.findall(r"<img ", html)) == 9
+    assert all(href == src for href, src in images)
+
+
 def test_missing_image_is_an_error_unless_unchecked(page_dir):
     report = Report("t")
     report.section("s").images([page_dir / "nope.png"])

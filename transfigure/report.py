@@ -50,6 +50,7 @@ figure img { display: block; max-width: 100%; height: auto; background: var(--pa
   border: 1px solid var(--line); border-radius: 3px; }
 figure.wide { display: flex; width: fit-content; max-width: 100%; margin: 8px 0 16px; }
 figure.wide img { max-width: min(100%, 1100px); }
+figure a { display: block; max-width: 100%; }
 img.pixelated { image-rendering: pixelated; }
 figcaption { font-size: 13px; color: var(--muted); text-align: center; max-width: 100%;
   overflow-wrap: anywhere; }
@@ -351,7 +352,9 @@ class _Renderer:
         cls = ' class="wide"' if wide else ""
         # As wide as its image, so that a long caption wraps instead of widening the figure.
         style = f' style="max-width: {shown_w}px"' if shown_w and not wide else ""
-        return f'<figure{cls}{style}><img {" ".join(attrs)} loading="eager">{caption}</figure>'
+        # a click opens the image itself, at full size
+        img = f'<a href="{_e(self.src(figure.path))}"><img {" ".join(attrs)} loading="eager"></a>'
+        return f"<figure{cls}{style}>{img}{caption}</figure>"
 
 
 def _image_size(path: Path, check: bool) -> tuple[int, int] | None:

@@ -345,12 +345,12 @@ class _Palette:
     hill_shadow: tuple[float, float, float]
     ground_texture: float
     trunk: tuple[float, float, float]
-    crown: tuple[float, float, float]  # deciduous crown (leaves, or bare branches)
-    crown_light: tuple[float, float, float]
+    crown: tuple[float, float, float]  # deciduous crown (leaves, or bare twigs)
+    crown_light: tuple[float, float, float]  # its lit side (light leaves, or snow)
     conifer: tuple[float, float, float]
     conifer_snow: tuple[float, float, float]
     conifer_snow_fraction: float
-    bare: bool
+    bare: bool  # winter crowns: twigs let the sky through, snow on the lit side
     haze: tuple[float, float, float]
     haze_alpha: float
 
@@ -391,8 +391,8 @@ _PALETTES = {
         hill_shadow=(165, 180, 208),
         ground_texture=4.0,
         trunk=(72, 62, 58),
-        crown=(82, 72, 68),
-        crown_light=(120, 110, 105),
+        crown=(96, 84, 78),
+        crown_light=(236, 240, 247),  # snow on the crowns
         conifer=(34, 62, 50),
         conifer_snow=(236, 240, 247),
         conifer_snow_fraction=0.45,
@@ -516,18 +516,15 @@ def _deciduous(sub, palette, u, v, x, base, h, phase, fine, px) -> None:
     eu, ev = (u - x) / ru, (v - (base - 0.68 * h)) / rv
     lobes = 1.0 + 0.1 * np.sin(5 * np.arctan2(ev, eu) + phase)
     crown = _coverage((np.sqrt(eu * eu + ev * ev) - lobes) * np.minimum(ru, rv) * px)
+    # Lighter towards the upper left. In summer: leaves, light green where lit. In winter the
+    # crown keeps its outline (a bare crown seen from afar is a grey-brown haze of twigs) and
+    # carries snow where the leaves caught the light, so the seasons differ in appearance only.
+    lit = np.clip(0.5 - 0.5 * (eu + ev) / 1.4, 0, 1)[..., None]
     if palette.bare:
-        # bare branches: thin rays fanning out from the top of the trunk, thinning outwards
-        bu, bv = u - x, v - (base - 0.5 * h)
-        ray = np.abs(np.sin(4.5 * np.arctan2(bu, -bv) + phase))
-        reach = np.clip(np.sqrt(bu * bu + bv * bv) / (0.6 * h), 0, 1)
-        branch = np.clip((0.35 * (1.0 - reach) + 0.12 - ray) * 6.0, 0, 1) * (bv < 0.05 * h)
-        _over(sub, _col(palette.crown), crown * branch)
-    else:
-        # leaves: lighter towards the upper left, with leafy noise
-        lit = np.clip(0.5 - 0.5 * (eu + ev) / 1.4, 0, 1)[..., None]
-        leaves = _col(palette.crown) * (1 - lit) + _col(palette.crown_light) * lit
-        _over(sub, leaves + 14.0 * fine[..., None], crown)
+        lit = np.clip((lit - 0.45) * 4.0, 0, 1)  # a crisp cap of snow on the lit side
+    leaves = _col(palette.crown) * (1 - lit) + _col(palette.crown_light) * lit
+    # the bare twigs let a little of the sky through
+    _over(sub, leaves + 14.0 * fine[..., None], crown * (0.85 if palette.bare else 1.0))
 
 
 def _conifer(sub, palette, u, v, x, base, h, fine, px) -> None:
@@ -552,7 +549,8 @@ def seasons(n: int, *, season: str = "summer", size: int = 64, seed: int = 0) ->
     of rolling hills lit from the upper left, and up to six trees on the middle hill and three
     on the near one (round deciduous crowns or tiered conifers). Summer: blue sky, white
     clouds, green grass, leafy green crowns. Winter: grey-blue overcast sky, pale sun,
-    snow-white ground with blue shadows, bare branches and snow-laden conifers, light haze.
+    snow-white ground with blue shadows, bare crowns (same outlines) capped with snow,
+    snow-laden conifers, light haze.
 
     The layout (positions, sizes, hill profiles, noise) depends only on ``seed`` and ``n``,
     not on ``season``: ``seasons(n, season="summer", seed=s)`` and ``season="winter"`` show
