@@ -304,3 +304,12 @@ def test_python_dash_m_entry_point():
     )
     assert completed.returncode == 0
     assert __version__ in completed.stdout
+
+
+def test_help_after_a_command_does_not_announce_its_precision():
+    from click.testing import CliRunner
+
+    for args in (["translate", "--help"], ["train", "cyclegan", "-h"], ["stylize", "--help"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "Usage:" in result.output
+        assert "precision:" not in result.output, args

@@ -245,6 +245,10 @@ class LazyGroup(click.Group):
         return args[:position] + moved + kept[position:]
 
     def invoke(self, ctx: click.Context) -> Any:
+        # what follows the group's own options: the group callback reads it (--help after the
+        # subcommand means no work will run)
+        rest = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        ctx.meta["transfigure.rest"] = rest
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
@@ -327,7 +331,9 @@ def _resolve_precision(ctx: click.Context, state: AppState, requested: str) -> N
     state.precision = resolve_precision(requested, state.device, training=training)
     if requested == "auto" and command in _FP32_COMMANDS:
         state.precision = "fp32"
-    if requested == "auto" and command in _COMPUTING_COMMANDS:
+    rest = ctx.meta.get("transfigure.rest", ())
+    asks_for_help = any(a in ctx.help_option_names for a in rest)
+    if requested == "auto" and command in _COMPUTING_COMMANDS and not asks_for_help:
         work = "training" if training else "scores" if command in _FP32_COMMANDS else "inference"
         state.info(
             f"precision: {state.precision} (auto for {work} on {state.device.type}; "
