@@ -1,0 +1,335 @@
+"""Does ``transfigure train cgan`` draw what it is asked for? Label accuracy and diversity.
+
+Two labelled datasets at 16×16, grayscale:
+
+- ``digits``: scikit-learn's bundled handwritten digits (1,797 images of 8×8, offline),
+  upscaled to 16 px and written as class folders ``0/ … 9/``; the GAN trains on a seeded 80 %
+  split, the judge on the same split, and the judge's accuracy is measured on the other 20 %.
+- ``shapes``: the synthetic shapes (:func:`transfigure.datasets.synthetic.shapes`), ``shapes:N``
+  for the GAN (seed 0); the judge trains on another seed's shapes and is measured on more of
+  them.
+
+For each, ``transfigure train cgan DATA --image-size 16 --channels 1`` runs in a child process
+with the preset's defaults (plus any ``--extra`` options), then:
+
+- a small CNN judge trained on the real images labels 100 samples per class (one row of the
+  exported generator per class, the same latents in every row): *label accuracy*, overall and
+  per class;
+- per class, the mean pairwise mean-absolute distance of those samples (in [-1, 1] pixel
+  units) against the same figure over 100 real images of that class: *diversity* and its ratio
+  to the real data's;
+- the wall time of the training run (and of the judge).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/cgan_quality.py                 # both datasets
+    python benchmarks/cgan_quality.py --datasets digits --threads 2 --json out.json
+    python benchmarks/cgan_quality.py --datasets shapes --extra "--epochs 40"
+
+Prints a table on stdout and writes the results as JSON (``benchmarks/results/cgan_quality.json``
+by default). Needs scikit-learn (the ``test`` extra) for the digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import cpu_name  # noqa: E402
+from transfigure.checkpoint import load_model  # noqa: E402
+from transfigure.datasets.synthetic import SHAPE_CLASSES, shapes  # noqa: E402
+from transfigure.gan.sampling import label_grid  # noqa: E402
+from transfigure.training.monitor import spread  # noqa: E402
+
+SIZE = 16
+SAMPLES_PER_CLASS = 100
+DATASETS = ("digits", "shapes")
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "cgan_quality.json"
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+def digits_16(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """scikit-learn's 8×8 digits upscaled to 16×16, split 80/20 with ``seed``.
+
+    Returns:
+        ``(train_images, train_labels, test_images, test_labels)``: uint8 ``(N, 1, 16, 16)``
+        (ink bright on black, as MNIST) and int64 ``(N,)`` labels 0–9.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images).float()[:, None] * (255.0 / 16.0)  # (N, 1, 8, 8)
+    x = F.interpolate(x, size=SIZE, mode="bilinear", align_corners=False)  # (N, 1, 16, 16)
+    x = x.round().clamp(0, 255).to(torch.uint8)
+    y = torch.from_numpy(digits.target).long()
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    cut = int(0.8 * len(y))
+    return x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+
+
+def write_class_folders(images: Tensor, labels: Tensor, root: Path, classes: list[str]) -> Path:
+    """Write uint8 ``(N, 1, S, S)`` images as ``root/<class>/00000.png``."""
+    from PIL import Image
+
+    for k, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images[labels == k]):
+            Image.fromarray(image[0].numpy()).save(folder / f"{i:05d}.png")
+    return root
+
+
+def shapes_16(n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``n`` synthetic grayscale shapes at 16 px: uint8 ``(N, 1, 16, 16)`` and labels."""
+    images, labels = shapes(n, size=SIZE, seed=seed, channels=1)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+def to_signed(images: Tensor) -> Tensor:
+    """uint8 → float in [-1, 1], the GAN's range."""
+    return images.float() / 127.5 - 1.0
+
+
+def outline(x: Tensor) -> Tensor:
+    """(B, C, S, S) in [-1, 1] → (B, 1, S, S): distance from the background (the median pixel),
+    so a shapes judge sees the outline, not the colours (which carry no label)."""
+    background = x.flatten(2).median(dim=2).values[:, :, None, None]
+    return (x - background).abs().sum(1, keepdim=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the judge
+# --------------------------------------------------------------------------------------------
+
+
+def train_judge(
+    x: Tensor, y: Tensor, n_classes: int, *, epochs: int = 15, seed: int = 123
+) -> nn.Module:
+    """A small CNN classifier on ``(N, 1, 16, 16)`` inputs, trained with Adam; eval mode."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1, stride=2), nn.ReLU(),
+        nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * (SIZE // 4) ** 2, n_classes),
+    )  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n, 64):
+            idx = order[i : i + 64]
+            opt.zero_grad()
+            F.cross_entropy(net(x[idx]), y[idx]).backward()
+            opt.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, x: Tensor, y: Tensor) -> float:
+    return (net(x).argmax(1) == y).float().mean().item()
+
+
+# --------------------------------------------------------------------------------------------
+# one benchmark case
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    dataset: str
+    classes: list[str]
+    command: str
+    threads: int
+    judge_accuracy: float  # on held-out real images
+    label_accuracy: float  # of the samples
+    per_class_accuracy: dict[str, float]
+    diversity: dict[str, float]  # per class: samples' mean pairwise distance
+    real_diversity: dict[str, float]  # per class: real images'
+    diversity_ratio: float  # min over classes of samples / real
+    train_seconds: float
+    judge_seconds: float
+    confusion: list[list[int]] = field(default_factory=list)  # rows: asked, columns: judged
+
+
+def prepare(name: str, workdir: Path) -> tuple[str, list[str], Tensor, Tensor, Tensor, Tensor]:
+    """``(DATA argument, classes, judge train x, y, judge test x, y)``; x already judge-ready
+    (float in [-1, 1], or outlines for the shapes)."""
+    if name == "digits":
+        xt, yt, xv, yv = digits_16(seed=0)
+        classes = [str(k) for k in range(10)]
+        data = write_class_folders(xt, yt, workdir / "digits16", classes)
+        return str(data), classes, to_signed(xt), yt, to_signed(xv), yv
+    if name.startswith("shapes"):
+        _, _, count = name.partition(":")
+        n = int(count) if count else 4000
+        x, y = shapes_16(7000, seed=123)  # not the GAN's seed-0 images
+        x = outline(to_signed(x))
+        return f"shapes:{n}", list(SHAPE_CLASSES), x[:6000], y[:6000], x[6000:], y[6000:]
+    raise ValueError(f"unknown dataset {name!r}; choose digits, shapes or shapes:N")
+
+
+def real_by_class(name: str, classes: list[str]) -> dict[int, Tensor]:
+    """Up to 100 real training images per class, in [-1, 1], for the diversity reference."""
+    if name == "digits":
+        x, y, _, _ = digits_16(seed=0)
+    else:
+        _, _, count = name.partition(":")
+        x, y = shapes_16(int(count) if count else 4000, seed=0)  # what the GAN trains on
+    x = to_signed(x)
+    return {k: x[y == k][:SAMPLES_PER_CLASS] for k in range(len(classes))}
+
+
+def run_case(name: str, extra: str, args: argparse.Namespace, workdir: Path) -> Result:
+    """Train ``train cgan`` on dataset ``name`` (with ``extra`` options) and judge it."""
+    data, classes, xt, yt, xv, yv = prepare(name, workdir)
+    tag = f"{name}{' ' + extra if extra else ''}"
+    slug = "".join(c if c.isalnum() else "-" for c in tag)
+    run_dir = workdir / f"run-{slug}"
+    cmd = [
+        sys.executable, "-m", "transfigure", "--quiet", "--device", "cpu", "--seed", "0",
+        "train", "cgan", data, "--image-size", str(SIZE), "--channels", "1",
+        "--output", str(run_dir), *shlex.split(extra),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    train_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    if name not in _JUDGES:  # one judge per dataset, shared by its variants
+        judge = train_judge(xt, yt, len(classes))
+        _JUDGES[name] = judge, accuracy(judge, xv, yv)
+    judge, judge_accuracy = _JUDGES[name]
+    judge_seconds = time.perf_counter() - started
+
+    g, _ = load_model(run_dir / "generator.safetensors", kind="gan-generator")
+    images, labels = label_grid(g, SAMPLES_PER_CLASS, seed=7)  # (K·100, 1, 16, 16) in [-1, 1]
+    judged = outline(images) if name.startswith("shapes") else images
+    with torch.no_grad():
+        predicted = judge(judged).argmax(1)
+    k = len(classes)
+    confusion = torch.zeros(k, k, dtype=torch.int64)
+    confusion.index_put_((labels, predicted), torch.ones_like(labels), accumulate=True)
+    real = real_by_class(name, classes)
+    diversity = {c: spread(images[labels == i]) for i, c in enumerate(classes)}
+    real_diversity = {c: spread(real[i]) for i, c in enumerate(classes)}
+    if args.grid:
+        save_grid(images, real, k, Path(args.grid) / f"{slug}.png")
+    return Result(
+        dataset=tag,
+        classes=classes,
+        command=" ".join(shlex.quote(c) for c in ["transfigure", *cmd[3:]]),
+        threads=args.threads,
+        judge_accuracy=round(judge_accuracy, 4),
+        label_accuracy=round((predicted == labels).float().mean().item(), 4),
+        per_class_accuracy={
+            c: round((predicted[labels == i] == i).float().mean().item(), 3)
+            for i, c in enumerate(classes)
+        },
+        diversity={c: round(v, 4) for c, v in diversity.items()},
+        real_diversity={c: round(v, 4) for c, v in real_diversity.items()},
+        diversity_ratio=round(min(diversity[c] / real_diversity[c] for c in classes), 3),
+        train_seconds=round(train_seconds, 1),
+        judge_seconds=round(judge_seconds, 1),
+        confusion=confusion.tolist(),
+    )
+
+
+_JUDGES: dict[str, tuple[nn.Module, float]] = {}
+
+
+def save_grid(samples: Tensor, real: dict[int, Tensor], k: int, path: Path) -> None:
+    """One row per class: 12 samples, a gap, 12 real images; enlarged 4× for viewing."""
+    from PIL import Image
+
+    rows = []
+    for i in range(k):
+        fakes = samples[i * SAMPLES_PER_CLASS : i * SAMPLES_PER_CLASS + 12]
+        gap = torch.ones(1, 1, SIZE, SIZE // 2)
+        row = [*fakes, gap[0], *real[i][:12]]
+        rows.append(torch.cat([F.pad(t, (1, 1, 1, 1), value=1.0) for t in row], dim=2))
+    grid = torch.cat(rows, dim=1)[0]  # (H, W)
+    array = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.kron(array, np.ones((4, 4), dtype=np.uint8))).save(path)
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        f"{'dataset':<12} {'label acc':>9} {'judge acc':>9} {'div/real':>8} {'train s':>8} "
+        f"{'threads':>7}  per class: accuracy (diversity / real)"
+    ]
+    for r in results:
+        per = ", ".join(
+            f"{c} {r.per_class_accuracy[c]:.2f} ({r.diversity[c]:.3f}/{r.real_diversity[c]:.3f})"
+            for c in r.classes
+        )
+        lines.append(
+            f"{r.dataset:<12} {r.label_accuracy:>9.3f} {r.judge_accuracy:>9.3f} "
+            f"{r.diversity_ratio:>8.2f} {r.train_seconds:>8.0f} {r.threads:>7}  {per}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), help="digits, shapes[:N]")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (training, judge)")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        help="extra 'train cgan' options as one string; repeat to compare variants",
+    )
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the JSON goes")
+    parser.add_argument("--grid", default="", help="folder for sample-vs-real grids (PNG)")
+    parser.add_argument("--keep", type=Path, help="keep the data and run folders here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or Path(tmp)
+        for name in args.datasets:
+            for extra in args.extra or [""]:
+                results.append(run_case(name, extra, args, workdir))
+            print(table(results[-1:]), file=sys.stderr, flush=True)
+    print(f"CPU: {cpu_name()}; torch {torch.__version__}")
+    print(table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "cpu": cpu_name(),
+        "torch": torch.__version__,
+        "results": [asdict(r) for r in results],
+    }
+    args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
