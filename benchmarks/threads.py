@@ -14,6 +14,10 @@ Settings alternate within each repeat, so a change of background load hits all o
 
     python benchmarks/threads.py [--iters 15] [--repeats 3] [--only idle|busy]
                                  [--json benchmarks/results/threads.json]
+    python benchmarks/threads.py --demo [--only idle|busy]   # the whole demo, as users run it
+
+``--demo`` times ``transfigure demo`` (default settings) through the command line, which sets
+the passive policy itself, and writes ``benchmarks/results/demo.json``.
 
 Run only one benchmark at a time on a shared machine (``flock /tmp/bench.lock python ...``).
 Prints a table (median seconds per step) and writes JSON.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -143,12 +148,60 @@ def run(iters: int, repeats: int, conditions: list[str]) -> list[dict[str, Any]]
     return rows
 
 
+def demo(conditions: list[str], out: Path) -> list[dict[str, Any]]:
+    """Wall time of ``transfigure demo``, and of its steps as its page's timings table says."""
+    import shutil
+    import tempfile
+
+    rows = []
+    for condition in conditions:
+        busy = None
+        if condition == "busy":
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(1.0)
+        folder = Path(tempfile.mkdtemp()) / "demo"
+        try:
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "transfigure", "--device", "cpu", "-q", "demo"]
+                + ["--out", str(folder)],
+                env={k: v for k, v in os.environ.items() if k not in _POLICY_VARIABLES},
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.perf_counter() - start
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+        page = (folder / "index.html").read_text()
+        steps = dict(
+            (name, float(value))
+            for name, value in re.findall(r'<td>([^<]+)</td><td class="num">([0-9.]+)</td>', page)
+        )
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        rows.append({"condition": condition, "wall_s": seconds, "steps_s": steps})
+        print(f"demo {condition}: {seconds:.0f} s  {steps}", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {"benchmark": "demo", "cpu": cpu_name(), "cores": os.cpu_count(), "rows": rows},
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {out}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", choices=("idle", "busy"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--demo", action="store_true", help="time transfigure demo instead")
     parser.add_argument(
         "--json", type=Path, default=Path(__file__).parent / "results" / "threads.json"
     )
@@ -157,6 +210,9 @@ def main() -> None:
         child(args.iters)
         return
     conditions = [args.only] if args.only else ["idle", "busy"]
+    if args.demo:
+        demo(conditions, Path(__file__).parent / "results" / "demo.json")
+        return
     rows = run(args.iters, args.repeats, conditions)
     idle = {r["setting"]: r["s_per_step_median"] for r in rows if r["condition"] == "idle"}
     print(f"{'condition':<10}{'setting':<12}{'threads':>8}{'s/step':>9}{'vs idle default':>17}")
