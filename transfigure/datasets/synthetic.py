@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+_MIN_RADIUS_PX = 4.0  # the smallest shape "radius" at any size (see shapes)
 SEASONS: tuple[str, ...] = ("summer", "winter")
 
 _IMAGE_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg"}
@@ -114,11 +115,11 @@ def shapes(
     """Labelled shapes on random backgrounds.
 
     Each image holds one filled shape of class ``SHAPE_CLASSES[label]`` with a random centre,
-    scale, small rotation (±22.5°) and colour, over a random background colour with a soft
-    gradient and sensor-like noise. The shape colour differs from the background by 80–176
-    levels (cyclically) in every channel, so the shape is always visible, while colour,
-    brightness, area and position are independent of the label. Labels are balanced
-    (``n // 4`` or ``n // 4 + 1`` of each) in random order.
+    scale (a "radius" of 0.16–0.3 of the size, at least 4 px), small rotation (±22.5°) and
+    colour, over a random background colour with a soft gradient and sensor-like noise. The
+    shape colour differs from the background by 80–176 levels (cyclically) in every channel, so
+    the shape is always visible, while colour, brightness, area and position are independent
+    of the label. Labels are balanced (``n // 4`` or ``n // 4 + 1`` of each) in random order.
 
     Args:
         n: number of images.
@@ -140,7 +141,15 @@ def shapes(
 
     # Geometry, in pixels. The "radius" r is scaled per class below so that the classes
     # cover similar areas (circle ~3.1 r², square ~2.9 r², triangle ~2.2 r², cross ~2.2 r²).
-    r = rng.uniform(0.16, 0.3, n).astype(np.float32) * size
+    # r spans 0.16–0.3 of the size, but never less than 4 px (which binds below 25 px): a
+    # circle of r = 2.6 px and a square of the same area differ in a few anti-aliased corner
+    # pixels, which a classifier of crisp real images still tells apart but a 16-px conditional
+    # GAN did not draw (label accuracy 0.47 → 0.79 with the floor; benchmarks/cgan_quality.py).
+    r = rng.uniform(0.16, 0.3, n)
+    low = min(_MIN_RADIUS_PX, 0.3 * size)
+    if 0.16 * size < low:  # the same draw, mapped onto [low, 0.3 size]
+        r = (low + (r - 0.16) / 0.14 * (0.3 * size - low)) / size
+    r = r.astype(np.float32) * size
     extent = 1.3 * r  # farthest point of any class from its centre
     cx = rng.uniform(extent, size - extent).astype(np.float32)
     cy = rng.uniform(extent, size - extent).astype(np.float32)
