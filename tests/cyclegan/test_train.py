@@ -111,7 +111,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     out = {}
     for net, sd in state["networks"].items():
         out.update({f"{net}.{k}": v for k, v in sd.items()})
-    for opt in ("opt_G", "opt_D"):
+    for opt in ("opt_0", "opt_1"):  # opt_G, opt_D
         for i, s in state["step"][opt]["state"].items():
             out[f"{opt}.{i}.exp_avg"] = s["exp_avg"]
     out["pool"] = state["step"]["pool_fake_A"]["images"]

@@ -221,12 +221,12 @@ def _command(spec: Trainer) -> click.Command:
             click.Option(
                 ["--domain-a"],
                 type=folder,
-                help=f"Folder of domain A images (instead of {data_name}/trainA).",
+                help=f"Folder of domain A images (instead of {data_name}).",
             ),
             click.Option(
                 ["--domain-b"],
                 type=folder,
-                help=f"Folder of domain B images (instead of {data_name}/trainB).",
+                help=f"Folder of domain B images (instead of {data_name}).",
             ),
             click.Option(
                 ["--dataroot"], hidden=True, help="The reference's spelling of DATA_ROOT."

@@ -12,17 +12,13 @@ from pathlib import Path
 
 from transfigure.cyclegan.losses import GAN_MODES
 from transfigure.cyclegan.networks import (
-    DISCRIMINATOR_NETS,
     GENERATOR_NETS,
-    INIT_TYPES,
-    NORMS,
     UPSAMPLE_MODES,
     DiscriminatorConfig,
     GeneratorConfig,
 )
-from transfigure.cyclegan.schedule import POLICIES
-from transfigure.datasets.transforms import PREPROCESS_MODES
-from transfigure.training.options import TrainOptions, default_workers, option
+from transfigure.cyclegan.translation_options import TranslationOptions
+from transfigure.training.options import option
 
 __all__ = ["TrainConfig", "check_sizes"]
 
@@ -45,54 +41,20 @@ def check_sizes(crop_size: int, net_g: str, net_d: str, n_layers_d: int) -> None
 
 
 @dataclass
-class TrainConfig(TrainOptions):
-    """Everything a CycleGAN run is made of (saved in ``config.json`` and every checkpoint)."""
+class TrainConfig(TranslationOptions):
+    """Everything a CycleGAN run is made of (saved in ``config.json`` and every checkpoint).
 
-    # data
+    The data pipeline, discriminator, Adam and schedule fields are the translators' shared
+    ones (:class:`~transfigure.cyclegan.translation_options.TranslationOptions`).
+    """
+
     data_root: str | None = option(
         None, "folder with trainA/ and trainB/ (and optionally testA/, testB/)", cli=False
-    )
-    domain_a: str | None = option(None, "domain A folder (instead of DATA_ROOT)", cli=False)
-    domain_b: str | None = option(None, "domain B folder (instead of DATA_ROOT)", cli=False)
-    preprocess: str = option("resize_and_crop", "image preprocessing", choices=PREPROCESS_MODES)
-    load_size: int = option(286, "resize images to this size first", minimum=1)
-    crop_size: int = option(256, "then crop to this size", minimum=1)
-    flip: bool = option(True, "random horizontal flips")
-    input_nc: int = option(3, "channels of domain A images", choices=(1, 3))
-    output_nc: int = option(3, "channels of domain B images", choices=(1, 3))
-    serial_batches: bool = option(
-        False, "take images in order and pair A and B in order (no shuffling)"
-    )
-    max_dataset_size: int | None = option(
-        None, "use at most this many images per domain", minimum=1
-    )
-    batch_size: int = option(1, "images per step and process", minimum=1)
-    workers: int = option(
-        default_factory=default_workers,
-        help="data-loading worker processes [default: the CPUs available, at most 4]",
-        resumable=True,
-        minimum=0,
-        aliases=("--num_threads",),
     )
     # networks
     net_g: str = option(
         GeneratorConfig.netG, "generator architecture", choices=GENERATOR_NETS, aliases=("--netG",)
     )
-    net_d: str = option(
-        DiscriminatorConfig.netD,
-        "discriminator: basic (70x70 PatchGAN), n_layers, pixel",
-        choices=DISCRIMINATOR_NETS,
-        aliases=("--netD",),
-    )
-    ngf: int = option(GeneratorConfig.ngf, "generator width (filters)", minimum=1)
-    ndf: int = option(DiscriminatorConfig.ndf, "discriminator width (filters)", minimum=1)
-    n_layers_d: int = option(
-        DiscriminatorConfig.n_layers,
-        "discriminator layers (net-d n_layers)",
-        minimum=1,
-        aliases=("--n_layers_D",),
-    )
-    norm: str = option(GeneratorConfig.norm, "normalisation", choices=NORMS)
     use_dropout: bool = option(
         GeneratorConfig.use_dropout, "dropout in the generators", aliases=("--no_dropout",)
     )
@@ -102,8 +64,6 @@ class TrainConfig(TrainOptions):
         "(no checkerboard artefacts)",
         choices=UPSAMPLE_MODES,
     )
-    init_type: str = option(GeneratorConfig.init_type, "weight initialisation", choices=INIT_TYPES)
-    init_gain: float = option(GeneratorConfig.init_gain, "initialisation scale")
     # objective
     gan_mode: str = option(
         "lsgan", "adversarial loss: lsgan, vanilla (BCE), wgangp", choices=GAN_MODES
@@ -119,18 +79,6 @@ class TrainConfig(TrainOptions):
     )
     lambda_gp: float = option(10.0, "gradient penalty weight (wgangp)", minimum=0.0)
     pool_size: int = option(50, "generated images kept for the discriminators", minimum=0)
-    # optimisation
-    lr: float = option(2e-4, "Adam learning rate", resumable=True, minimum=0.0)
-    beta1: float = option(0.5, "Adam beta1", resumable=True, minimum=0.0)
-    beta2: float = option(0.999, "Adam beta2", resumable=True, minimum=0.0)
-    n_epochs: int = option(100, "epochs at the initial learning rate", resumable=True, minimum=0)
-    n_epochs_decay: int = option(
-        100, "epochs of decay to zero after that", resumable=True, minimum=0
-    )
-    lr_policy: str = option("linear", "learning-rate policy", choices=POLICIES)
-    lr_decay_iters: int = option(50, "epochs per step (lr-policy step)", minimum=1)
-    # run
-    channels_last: bool = option(True, "channels-last memory format on CUDA")
     checkpoint_every: int = option(
         100,
         "steps between checkpoints (and exported generators) within an epoch; epochs always "
@@ -141,19 +89,9 @@ class TrainConfig(TrainOptions):
     )
     n_samples: int = option(4, "fixed images per direction in the sample strips", minimum=0)
 
-    @property
-    def total_epochs(self) -> int:
-        return self.n_epochs + self.n_epochs_decay
-
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
         super().validate()
-        if (self.data_root is None) == (self.domain_a is None and self.domain_b is None):
-            raise ValueError("give either data_root or both domain_a and domain_b")
-        if self.data_root is None and (self.domain_a is None or self.domain_b is None):
-            raise ValueError("domain_a and domain_b must be given together")
-        if self.total_epochs < 1:
-            raise ValueError("n_epochs + n_epochs_decay must be at least 1")
         if self.lambda_identity > 0 and self.input_nc != self.output_nc:
             raise ValueError(
                 "the identity loss needs input_nc == output_nc "
@@ -164,8 +102,6 @@ class TrainConfig(TrainOptions):
                 "wgangp needs a discriminator whose samples do not interact: "
                 "use norm instance or none, not batch"
             )
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
         check_sizes(self.crop_size, self.net_g, self.net_d, self.n_layers_d)
 
     def generator_config(self, direction: str) -> GeneratorConfig:
@@ -189,16 +125,7 @@ class TrainConfig(TrainOptions):
 
     def discriminator_config(self, domain: str) -> DiscriminatorConfig:
         """Architecture of the discriminator judging domain ``"A"`` (D_B) or ``"B"`` (D_A)."""
-        nc = {"A": self.input_nc, "B": self.output_nc}[domain]
-        return DiscriminatorConfig(
-            netD=self.net_d,
-            input_nc=nc,
-            ndf=self.ndf,
-            n_layers=self.n_layers_d,
-            norm=self.norm,
-            init_type=self.init_type,
-            init_gain=self.init_gain,
-        )
+        return self.discriminator_reading({"A": self.input_nc, "B": self.output_nc}[domain])
 
     def domain_dirs(self) -> tuple[Path, Path]:
         if self.data_root is not None:

@@ -37,12 +37,12 @@ from transfigure.cyclegan.losses import (
 )
 from transfigure.cyclegan.networks import build_discriminator, build_generator
 from transfigure.cyclegan.pool import ImagePool
-from transfigure.cyclegan.schedule import LRSchedule
+from transfigure.cyclegan.translation_step import TranslationStep, unpaired_dataset
 from transfigure.datasets.folders import UnpairedDataset
-from transfigure.datasets.transforms import eval_transform, train_transform
+from transfigure.datasets.transforms import eval_transform
 from transfigure.images import ImageError, list_images, load_array
 from transfigure.training.monitor import spread
-from transfigure.training.step import Step, set_requires_grad
+from transfigure.training.step import set_requires_grad
 
 __all__ = ["LOSS_TERMS", "CycleGANStep", "fixed_images", "to_rgb01"]
 
@@ -83,7 +83,7 @@ def to_rgb01(t: Tensor) -> Tensor:
     return t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
 
 
-class CycleGANStep(Step):
+class CycleGANStep(TranslationStep):
     """Two generators, two discriminators, two Adam optimisers and two image pools."""
 
     trainer = "cyclegan"
@@ -97,14 +97,11 @@ class CycleGANStep(Step):
     def __init__(self, config: TrainConfig, *, device: torch.device | str, precision: str) -> None:
         super().__init__(config, device=device, precision=precision)
         cfg = config
-        self.shuffle = not cfg.serial_batches
         init = torch.Generator().manual_seed(cfg.seed)
         self.G_A = build_generator(cfg.generator_config("a2b"), generator=init)
         self.G_B = build_generator(cfg.generator_config("b2a"), generator=init)
         self.D_A = build_discriminator(cfg.discriminator_config("B"), generator=init)
         self.D_B = build_discriminator(cfg.discriminator_config("A"), generator=init)
-        channels_last = cfg.channels_last and self.device.type == "cuda"
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         for net in self.networks().values():
             net.to(self.device, memory_format=self.memory_format).train()
         if cfg.norm == "batch" and self.device.type == "cuda" and runtime.is_distributed():
@@ -119,71 +116,24 @@ class CycleGANStep(Step):
         self.opt_D = torch.optim.Adam(
             itertools.chain(self.D_A.parameters(), self.D_B.parameters()), lr=cfg.lr
         )
-        self._apply_betas()
-        self.schedule = LRSchedule(
-            cfg.lr_policy,
-            n_epochs=cfg.n_epochs,
-            n_epochs_decay=cfg.n_epochs_decay,
-            step_size=cfg.lr_decay_iters,
-        )
+        self.apply_betas()
         self.pool_fake_A = ImagePool(cfg.pool_size, seed=cfg.seed * 2 + 1)
         self.pool_fake_B = ImagePool(cfg.pool_size, seed=cfg.seed * 2 + 2)
         self.gp_generator = torch.Generator().manual_seed(cfg.seed + 7919)
-        self.lr = cfg.lr
 
-    def _apply_betas(self) -> None:
-        for opt in (self.opt_G, self.opt_D):
-            for group in opt.param_groups:
-                group["betas"] = (self.config.beta1, self.config.beta2)
+    def optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
+        return (self.opt_G, self.opt_D)
 
     # -- the engine's contract -----------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
         return {"G_A": self.G_A, "G_B": self.G_B, "D_A": self.D_A, "D_B": self.D_B}
 
     def dataset(self) -> UnpairedDataset:
-        cfg = self.config
-        dir_a, dir_b = cfg.domain_dirs()
-        for name, folder in (("domain A", dir_a), ("domain B", dir_b)):
-            if not folder.is_dir():
-                raise FileNotFoundError(f"{name} folder not found: {folder}")
-        sources: list[Any] = [dir_a, dir_b]
-        if cfg.max_dataset_size is not None:
-            sources = [list_images([d], recursive=True)[: cfg.max_dataset_size] for d in sources]
-            for name, paths, folder in zip(("A", "B"), sources, (dir_a, dir_b), strict=True):
-                if not paths:
-                    raise ValueError(f"no images found in domain {name} folder {folder}")
-
-        def pipeline(nc: int) -> Any:
-            return train_transform(
-                load_size=cfg.load_size,
-                crop_size=cfg.crop_size,
-                preprocess=cfg.preprocess,
-                flip=cfg.flip,
-                grayscale=nc == 1,
-            )
-
-        self._dataset = UnpairedDataset(
-            sources[0],
-            sources[1],
-            pipeline(cfg.input_nc),
-            pipeline(cfg.output_nc),
-            serial=cfg.serial_batches,
-            seed=cfg.seed,
-        )
-        return self._dataset
+        return unpaired_dataset(self.config)
 
     def describe_data(self) -> str:
         dir_a, dir_b = self.config.domain_dirs()
         return f"{dir_a} ↔ {dir_b}"
-
-    def start_epoch(self, epoch: int) -> dict[str, float]:
-        self.schedule.n_epochs = self.config.n_epochs
-        self.schedule.n_epochs_decay = self.config.n_epochs_decay
-        self.lr = self.config.lr * self.schedule.factor(epoch)
-        for opt in (self.opt_G, self.opt_D):
-            for group in opt.param_groups:
-                group["lr"] = self.lr
-        return {"lr": self.lr}
 
     def end_epoch(self, epoch: int, means: Mapping[str, float]) -> None:
         self.schedule.observe(sum(means.get(k, 0.0) for k in ("G_A", "G_B", "cycle_A", "cycle_B")))
@@ -251,19 +201,14 @@ class CycleGANStep(Step):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "schedule": self.schedule.state_dict(),
+            **self.optimizer_states(),
             "pool_fake_A": self.pool_fake_A.state_dict(),
             "pool_fake_B": self.pool_fake_B.state_dict(),
             "gp_generator": self.gp_generator.get_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self._apply_betas()  # a resumed run may change them
-        self.schedule.load_state_dict(state["schedule"])
+        self.load_optimizer_states(state)  # then the config's betas: a resume may change them
         self.pool_fake_A.load_state_dict(state["pool_fake_A"], self.device)
         self.pool_fake_B.load_state_dict(state["pool_fake_B"], self.device)
         self.gp_generator.set_state(state["gp_generator"])
