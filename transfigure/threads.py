@@ -5,13 +5,16 @@ libomp on macOS). By default a thread that has finished its share of a parallel 
 for a while (libgomp: up to 300,000 polls) before it sleeps, hoping the next region starts
 soon. On an idle machine that saves a wake-up. When another program keeps one core busy, it
 is a disaster: the scheduler gives a thread's core to that program for a time slice, and the
-other threads burn their own cores spinning at every barrier, waiting for it. A CycleGAN step
-runs thousands of small parallel regions, so each waits for a time slice: measured on two
-cores with one busy-loop neighbour, the demo-sized CycleGAN step went from 0.17 s to 1.9 s
-(11×), where sharing a core should cost at most 2× (``benchmarks/threads.py``).
+other threads burn their own cores spinning at every barrier, waiting for it. A training step
+of small networks runs thousands of small parallel regions, so each waits for a time slice.
+Measured on two cores (a ResNet generator + PatchGAN discriminator step, width 16, 64 px,
+batch 4): 0.24 s idle, 1.96 s beside one busy loop (8×, where sharing a core should cost at
+most 2×); with three other processes running, one step took 42 s.
 
 ``OMP_WAIT_POLICY=PASSIVE`` makes waiting threads sleep at once (a futex wake-up costs
-microseconds), which removes the slowdown and costs nothing measurable on an idle machine.
+microseconds): the same step took 0.17 s idle and 0.24 s beside the busy loop
+(``GOMP_SPINCOUNT=0`` the same; one thread instead of two: 0.27 s idle, 0.46 s busy).
+``benchmarks/threads.py`` repeats the measurement on a full CycleGAN step.
 The OpenMP runtime reads it once, when it is loaded, i.e. at ``import torch``, so it must be in
 the environment before that: the command line calls :func:`set_openmp_wait_policy` while it
 is imported, and library users who want the same can call it before importing torch (or set
