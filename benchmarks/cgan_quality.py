@@ -26,6 +26,16 @@ Usage::
     python benchmarks/cgan_quality.py --datasets digits --threads 2 --json out.json
     python benchmarks/cgan_quality.py --datasets shapes --extra "--epochs 40"
 
+Measured (Intel Xeon, 2 shared cores, one thread, ``--seed 0``, cgan defaults: 25 epochs,
+batch 64, Adam 2e-4, matching-aware D with batch norm):
+
+- digits: label accuracy 0.999 (every digit ≥ 0.99; judge 0.983 on held-out digits); diversity
+  0.53–1.0× the real data's (the 1s vary least); training 182 s.
+- shapes: 0.468 before the 4-px size floor of ``shapes`` (circles 0.22), 0.785 after it
+  (circles 0.39, squares 0.84, triangles 0.95, crosses 0.96; judge 0.997); diversity ≈ 1.0×;
+  training 169 s. Circles are drawn as rounded squares. A judge trained with another seed
+  scores the same samples 0.725: the figure carries about ±0.05 of judge noise.
+
 Prints a table on stdout and writes the results as JSON (``benchmarks/results/cgan_quality.json``
 by default). Needs scikit-learn (the ``test`` extra) for the digits.
 """
