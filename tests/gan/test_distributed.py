@@ -56,6 +56,7 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
             runtime.barrier()
             _case(rank, out, name, overrides)
     finally:
+        runtime.barrier()
         runtime.cleanup_distributed()
 
 

@@ -761,7 +761,9 @@ def train(
         message=f"{step.title}: {step.describe_data()}; {where}{changes}; {precision} on "
         f"{device}; run folder {run.path}",
     )
-    return engine.fit(max_steps=max_steps)
+    result = engine.fit(max_steps=max_steps)
+    runtime.barrier()  # every rank leaves together: rank 0 may still be writing its last files
+    return result
 
 
 def export_models(
