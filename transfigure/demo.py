@@ -69,13 +69,13 @@ _OUTPUTS = (
 
 #: The style-transfer pairs: (photograph, painting) files in ``transfigure/assets``.
 PAIRS: tuple[tuple[str, str], ...] = (
-    ("chelsea.jpg", "starry_night.jpg"),
+    ("chelsea.jpg", "van-gogh-starry-night.jpg"),
     ("astronaut.jpg", "cafe_terrace.jpg"),
 )
 _TITLES = {
     "chelsea.jpg": "Chelsea the cat (photo: Stefan van der Walt, CC0)",
     "astronaut.jpg": "Eileen Collins (photo: NASA, public domain)",
-    "starry_night.jpg": "Van Gogh, The Starry Night, 1889 (public domain)",
+    "van-gogh-starry-night.jpg": "Van Gogh, The Starry Night, 1889 (public domain)",
     "cafe_terrace.jpg": "Van Gogh, Café Terrace at Night, 1888 (public domain)",
 }
 
