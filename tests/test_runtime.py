@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from tests.distributed import free_port
 from transfigure import runtime
 
 
@@ -98,12 +98,6 @@ def test_single_process_distributed_defaults(monkeypatch):
     assert runtime.rank_zero_only(lambda: 5)() == 5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -136,7 +130,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 
 
 def test_two_process_gloo_run_writes_once(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     lines = (tmp_path / "written.txt").read_text().splitlines()
     assert lines == ["rank 0 mean 0.50"]
 

@@ -4,32 +4,19 @@ discriminator and the projection head stay identical on every rank."""
 from __future__ import annotations
 
 import os
-import socket
 
 import torch
 import torch.multiprocessing as mp
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.distributed import free_port, join_group
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    join_group(rank, world, port)
     from transfigure import runtime
     from transfigure.cut.config import TrainConfig
     from transfigure.cut.step import CUTStep
 
-    runtime.init_distributed(torch.device("cpu"))
     try:
         for mode in ("cut", "fastcut"):
             torch.manual_seed(0)
@@ -50,7 +37,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 def test_ranks_hold_the_same_weights_after_a_few_steps(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     for mode in ("cut", "fastcut"):
         a = torch.load(tmp_path / f"{mode}0.pt", weights_only=True)
         b = torch.load(tmp_path / f"{mode}1.pt", weights_only=True)

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from tests.distributed import free_port, join_group
 from tests.gan.helpers import make_step, step_class, tiny
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 CASES = {
     "dcgan": ("dcgan", {}),
@@ -37,17 +30,9 @@ CASES = {
 
 
 def _worker(rank: int, world: int, port: int, root: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
-    torch.set_num_threads(1)
+    join_group(rank, world, port)
     from transfigure import runtime
 
-    runtime.init_distributed(torch.device("cpu"))
     try:
         for case, (name, overrides) in CASES.items():
             out = os.path.join(root, case)
@@ -96,7 +81,7 @@ def _case(rank: int, out: str, name: str, overrides: dict) -> None:
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, _free_port(), str(root)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(root)), nprocs=2, join=True)
     return root
 
 
