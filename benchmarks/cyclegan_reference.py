@@ -9,8 +9,20 @@ while transfigure's take ``--seeds``). Each trained G_A (A→B) translates the s
 FID and KID on bundled-VGG19 features against ``testB``, and the linear probe's share of
 translations assigned to domain B. A contact sheet shows eight translations side by side.
 
+One update of the two is the same computation (checked on identical weights and batches: equal
+losses and weights after each step); what differs is the epoch schedule. The reference's
+``train.py`` steps its learning-rate schedule one epoch early, so with ``--epochs 4`` it trains
+at 1, ⅔, ⅓ and 0 × lr and transfigure at 1, 1, ⅔, ⅓ (see ``transfigure/cyclegan/schedule.py``);
+and transfigure shrinks images to ``load_size`` with area interpolation, the reference with PIL
+bicubic (a grey level apart on average).
+
     python benchmarks/cyclegan_reference.py --reference /path/to/pytorch-CycleGAN-and-pix2pix \\
         --data ../shared/data/horse2zebra --size 128 --images 200 --epochs 10 --seeds 0 1
+
+Each finished run's row is kept in ``OUT/NAME.json`` (``reference-0``, ``transfigure-1``, …)
+and reused by a later call with the same settings unless ``--fresh``, so seeds and sides can be
+added run by run (``--sides reference --seeds 1``); the table, ``results.json`` and the contact
+sheet are written from every requested row, new or kept.
 
 The reference needs its own small dependency, ``dominate``: ``pip install --target DIR
 dominate`` and pass ``--reference-path DIR``. Runs are long on a CPU (an iteration at 128 px
@@ -34,6 +46,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import cpu_name  # noqa: E402 (benchmarks/ is the script folder)
+
+SIDES = ("reference", "transfigure")
 
 
 def _run(
@@ -66,6 +80,26 @@ def _subset(data: Path, out: Path, images: int, size: int) -> Path:
     return root
 
 
+def _kept_row(
+    path: Path, fake: Path, settings: dict[str, int], fresh: bool
+) -> dict[str, Any] | None:
+    """The row a finished run left in ``path``, or None when it must run (absent, ``fresh``).
+
+    A row from other settings is an error rather than a silent re-run: its folder is shared.
+    """
+    if fresh or not path.exists():
+        return None
+    kept = json.loads(path.read_text())
+    if kept["settings"] != settings:
+        raise SystemExit(
+            f"{path} was run with {kept['settings']}, not {settings}: "
+            "use another --out, or --fresh to replace it"
+        )
+    if not fake.is_dir():
+        raise SystemExit(f"{path} is kept but its translations {fake} are gone: use --fresh")
+    return kept["row"]
+
+
 def _contact_sheet(rows: list[list[Path]], out: Path, size: int) -> None:
     sheet = Image.new("RGB", (size * len(rows[0]), size * len(rows)), "white")
     for r, row in enumerate(rows):
@@ -85,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200, help="training images per domain")
     parser.add_argument("--epochs", type=int, default=10, help="half constant, half decaying")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fresh", action="store_true", help="re-run rows already kept in OUT")
     args = parser.parse_args(argv)
 
     out = args.out.resolve()
@@ -96,12 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     ref_env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (args.reference_path,) if p)}
     tf = [sys.executable, "-m", "transfigure", "--device", "cpu", "--precision", "fp32"]
+    settings = {"size": args.size, "images": args.images, "epochs": args.epochs}
     rows: list[dict[str, Any]] = []
     translated: dict[str, Path] = {}
     for seed in args.seeds:
-        for side in ("reference", "transfigure"):  # interleaved: the machine's load hits both
+        for side in args.sides:  # interleaved: the machine's load hits both
             name = f"{side}-{seed}"
             run = out / name
+            fake = out / f"{name}-fake"
+            kept = _kept_row(out / f"{name}.json", fake, settings, args.fresh)
+            if kept is not None:
+                rows.append(kept)
+                translated[name] = fake
+                print(f"kept: {json.dumps(kept)}", flush=True)
+                continue
             if side == "reference":
                 shutil.rmtree(run, ignore_errors=True)
                 cmd = [sys.executable, "train.py", "--dataroot", str(data), "--name", name]
@@ -123,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
                 cmd += ["--checkpoint-every", "0"]
                 seconds = _run(cmd, env, log=out / f"{name}.log")
                 model = run / "generator_a2b.safetensors"
-            fake = out / f"{name}-fake"
             shutil.rmtree(fake, ignore_errors=True)
             _run([*tf, "translate", str(model), str(data / "testA"), "-o", str(fake),
                   "--direction", "a2b"], env)  # fmt: skip
@@ -134,18 +177,25 @@ def main(argv: list[str] | None = None) -> int:
             ).stdout  # fmt: skip
             result = json.loads(scores)
             rows.append({"side": side, "seed": seed, "train_s": seconds, **result})
+            (out / f"{name}.json").write_text(
+                json.dumps({"settings": settings, "row": rows[-1]}, indent=2)
+            )
             translated[name] = fake
             print(json.dumps(rows[-1]), flush=True)
 
-    # eight translations: input | transfigure | reference, for the first seed
-    first = args.seeds[0]
+    # eight translations: input, then per seed transfigure | reference (the sides that ran)
+    columns = [
+        translated[f"{side}-{seed}"]
+        for seed in args.seeds
+        for side in ("transfigure", "reference")
+        if side in args.sides
+    ]
     inputs = sorted((data / "testA").iterdir())[:8]
     sheet_rows = []
     for path in inputs:
         row = [path]
-        for side in ("transfigure", "reference"):
-            matches = sorted(translated[f"{side}-{first}"].glob(path.stem + ".*"))
-            row.append(matches[0])
+        for folder in columns:
+            row.append(sorted(folder.glob(path.stem + ".*"))[0])
         sheet_rows.append(row)
     _contact_sheet(sheet_rows, out / "side_by_side.png", args.size)
 
@@ -159,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         "images": args.images,
         "epochs": args.epochs,
         "iterations": args.images * args.epochs,
+        "seeds": args.seeds,
+        "sides": args.sides,
     }
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"\n{meta}")
@@ -168,7 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         probe = r["probe"]["fraction_target"]
         line = f"{r['side']:12} {r['seed']:>4} {r['train_s']:8.0f}"
         print(f"{line} {fid:9.1f} {kid:8.2f} {probe:8.2f}")
-    print(f"contact sheet: {out / 'side_by_side.png'} (columns: input, transfigure, reference)")
+    order = ", ".join(
+        f"{side} {seed}"
+        for seed in args.seeds
+        for side in ("transfigure", "reference")
+        if side in args.sides
+    )
+    print(f"contact sheet: {out / 'side_by_side.png'} (columns: input, {order})")
     return 0
 
 

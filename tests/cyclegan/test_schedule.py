@@ -9,11 +9,19 @@ import pytest
 from transfigure.cyclegan.schedule import LRSchedule, lr_factor
 
 
-def test_linear_is_the_reference_rule():
-    # reference: 1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1), epoch_count = 1
+def test_linear_is_the_reference_rule_unshifted():
+    # the reference's lambda(e) = 1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1)
+    # (epoch_count = 1), applied to epoch e; the reference's train.py applies lambda(e + 1)
     got = [lr_factor("linear", e, n_epochs=3, n_epochs_decay=4) for e in range(7)]
     assert got == pytest.approx([1.0, 1.0, 1.0, 0.8, 0.6, 0.4, 0.2])
     assert lr_factor("linear", 100, n_epochs=3, n_epochs_decay=4) == 0.0
+
+
+def test_linear_full_rate_for_n_epochs_and_no_idle_last_epoch():
+    # 2 + 2 epochs: the reference's train.py runs 1, 2/3, 1/3, 0 (one shifted step); here the
+    # first n_epochs run at the full rate and the last epoch still learns
+    got = [lr_factor("linear", e, n_epochs=2, n_epochs_decay=2) for e in range(4)]
+    assert got == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3])
 
 
 def test_cosine_constant_then_half_cosine():

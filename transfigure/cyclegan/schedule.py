@@ -5,6 +5,16 @@ The reference keeps the rate constant for ``n_epochs`` and then decays it linear
 is computed from the epoch index and the totals alone (plateau excepted, which keeps a little
 state), so a resumed run needs no ``--epoch_count`` and an *extended* run simply follows the
 schedule it would have had if the new totals had been asked for from the start.
+
+Departure, kept on purpose: the reference's ``train.py`` steps its scheduler at the *start* of
+every epoch (since 2020; PyTorch warns about it, the reference's issue #1100), which shifts its
+rule by one epoch: its epoch k (1-based) runs at ``lambda(k)`` instead of ``lambda(k - 1)``, so
+only ``n_epochs - 1`` epochs get the full rate and the last epoch runs at a rate of 0 (it trains
+nothing; with 2 + 2 epochs the factors are 1, ⅔, ⅓, 0 there and 1, 1, ⅔, ⅓ here). Here every
+epoch e (0-based) runs at ``lambda(e)``, the schedule the reference's documentation and the
+paper describe (constant for ``n_epochs``, then a linear decay towards zero) and that its code
+followed before that change. Over the usual 100 + 100 epochs the two differ by one epoch; in a
+short run the difference is large.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ def lr_factor(
     """Multiplier of the base learning rate during ``epoch`` (0-based).
 
     - ``linear``: 1 for the first ``n_epochs`` epochs, then ``1 - k / (n_epochs_decay + 1)`` in
-      the k-th decay epoch (k = 1 … n_epochs_decay) — the reference's rule, which reaches zero
-      just after the last epoch.
+      the k-th decay epoch (k = 1 … n_epochs_decay) — the reference's ``lambda_rule`` applied
+      as its documentation describes (see the module docstring for its one-epoch shift), which
+      reaches zero just after the last epoch.
     - ``cosine``: like ``linear`` but a half cosine over the decay epochs. (The reference anneals
       over ``n_epochs`` only and then rises again; we keep the constant-then-decay shape.)
     - ``step``: ``gamma ** (epoch // step_size)`` (the reference's StepLR, step 50, gamma 0.1).
