@@ -34,6 +34,7 @@ from transfigure import runtime  # noqa: E402
 from transfigure.cyclegan.config import TrainConfig  # noqa: E402
 from transfigure.cyclegan.networks import build_generator  # noqa: E402
 from transfigure.cyclegan.step import CycleGANStep  # noqa: E402
+from transfigure.cyclegan.translate import default_batch_size  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -180,15 +181,20 @@ def bench_translate(
 # Benchmarks run by main(): name -> callable(device, precision, args) -> list of rows.
 BENCHMARKS: dict[str, Any] = {
     "train": lambda device, precision, args: [
-        bench_train(device, precision=precision, size=args.size, iters=args.iters)
+        bench_train(
+            device,
+            precision=runtime.resolve_precision(precision, device, training=True),
+            size=args.size,
+            iters=args.iters,
+        )
     ],
     "translate": lambda device, precision, args: [
         bench_translate(
             device,
-            precision=precision,
+            precision=runtime.resolve_precision(precision, device, training=False),
             size=args.size,
             n_images=args.images,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size or default_batch_size(device),
         )
     ],
 }
@@ -211,11 +217,18 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="fp32", choices=runtime.PRECISIONS)
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=runtime.PRECISIONS,
+        help="auto: what the commands would use (training and translation resolve it apart)",
+    )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iters", type=int, default=None)
     parser.add_argument("--images", type=int, default=None, help="translate: folder size")
-    parser.add_argument("--batch-size", type=int, default=4, help="translate: batch size")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="translate: batch (default: translate's)"
+    )
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
     parser.add_argument(
         "--json", type=Path, default=Path(__file__).parent / "results" / "cyclegan.json"

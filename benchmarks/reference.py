@@ -22,8 +22,6 @@ writes every run as JSON (default ``benchmarks/results/reference.json``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -40,10 +38,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import cpu_name  # noqa: E402 (benchmarks/ is the script folder)
+from _common import ROOT, SHARED_DATA, cpu_name, locked  # noqa: E402 (benchmarks/ is the script folder)
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "horse2zebra" / "testA"
+DEFAULT_IMAGES = SHARED_DATA / "horse2zebra" / "testA"
 
 # Run with the reference's own code: its ResnetGenerator, its initialisation, saved as the
 # state dict its test.py loads (CHECKPOINTS/NAME/latest_net_G.pth).
@@ -57,22 +54,9 @@ torch.save(net.state_dict(), sys.argv[2])
 """
 
 
-@contextlib.contextmanager
-def _locked(path: Path | None):
-    if path is None:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _timed(cmd: list[str], env: dict[str, str], log: Path, lock: Path | None) -> dict[str, float]:
     """Run ``cmd`` to completion; wall seconds, CPU seconds and peak RSS (MiB) of the child."""
-    with _locked(lock), open(log, "w") as out:
+    with locked(lock), open(log, "w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import cpu_name  # noqa: E402 (benchmarks/ is the script folder)
+from _common import cpu_name, locked  # noqa: E402 (benchmarks/ is the script folder)
 
 _OURS = """
 import json, time, torch
@@ -75,10 +75,13 @@ print(json.dumps({{"s_per_iter": elapsed / {iters}, "peak_rss_mib": peak_rss_mib
 """
 
 
-def _measure(code: str, env: dict[str, str], cwd: Path | None) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True
-    )
+def _measure(
+    code: str, env: dict[str, str], cwd: Path | None, lock: Path | None
+) -> dict[str, float]:
+    with locked(lock):
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True
+        )
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"))
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/train_step.json"))
     args = parser.parse_args(argv)
 
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 env = {**base, "PYTHONPATH": paths[who]}
                 cwd = args.reference if who == "reference" else root
-                runs[name].append(_measure(text, env, cwd))
+                runs[name].append(_measure(text, env, cwd, args.lock))
                 print(name, runs[name][-1], flush=True)
     import torch
 

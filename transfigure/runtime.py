@@ -179,6 +179,44 @@ def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractC
     return torch.autocast(device_type=device_type, dtype=dtype)
 
 
+def inference_copy(net: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """The network to run inference with at ``precision``: for bf16 on the CPU, a copy whose
+    weights are stored in bf16; otherwise ``net`` itself (run it under :func:`autocast`).
+
+    Autocast on the CPU casts activations between bf16 and fp32 around every normalisation and
+    residual addition, and those copies are memory-bound work that more threads barely speed
+    up. With the weights in bf16 the activations stay bf16 from input to output. Normalisation
+    layers keep their parameters and running statistics in fp32 (PyTorch's CPU kernels take a
+    bf16 input with fp32 parameters and accumulate in fp32). Feed the copy inputs of its dtype
+    (:func:`module_dtype`) and convert its output back. ``net`` is not changed.
+    """
+    device = next((p.device for p in net.parameters()), torch.device("cpu"))
+    if precision != "bf16" or device.type != "cpu":
+        return net
+    import copy
+
+    lowered = copy.deepcopy(net).to(torch.bfloat16)
+    for module in lowered.modules():
+        if isinstance(module, _NORM_LAYERS):
+            module.float()
+    return lowered
+
+
+_NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+
+def module_dtype(net: torch.nn.Module) -> torch.dtype:
+    """The dtype of ``net``'s first floating-point weight of a non-normalisation layer
+    (float32 when it has none): what its inputs should be."""
+    for module in net.modules():
+        if isinstance(module, _NORM_LAYERS):
+            continue
+        for param in module.parameters(recurse=False):
+            if param.is_floating_point():
+                return param.dtype
+    return torch.float32
+
+
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 

@@ -21,6 +21,7 @@ from transfigure.cyclegan.translate import (
     Translator,
     auto_tile,
     load_translator,
+    model_multiple,
     output_path,
     resize_short_side,
     translate_files,
@@ -516,22 +517,59 @@ def photo_like(h: int, w: int, seed: int = 0) -> torch.Tensor:
     return img.clamp(0, 1)[None] * 2 - 1
 
 
-def test_bf16_translation_stays_above_35_db_of_fp32():
-    import kornia.metrics
-
-    # A trained generator's convolutions have He-scale weights, not the N(0, 0.02) of a fresh
-    # reference initialisation (whose nearly constant output would make any precision look good).
-    net = tiny_generator(GeneratorConfig(netG="resnet_9blocks", ngf=32))
+def trained_like(config: GeneratorConfig) -> nn.Module:
+    """A generator with He-scale convolutions and, for batch norm, running statistics of
+    photo-like inputs: a fresh N(0, 0.02) initialisation gives a nearly constant output that
+    would make any precision look good."""
+    net = tiny_generator(config)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         for m in net.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        if config.norm == "batch":
+            net.train()
+            with torch.no_grad():
+                for seed in range(4):
+                    net(photo_like(128, 128, seed=seed))
+    return net.eval()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        GeneratorConfig(netG="resnet_9blocks", ngf=32),
+        GeneratorConfig(netG="resnet_6blocks", ngf=16, upsample="resize_conv"),
+        GeneratorConfig(netG="resnet_6blocks", ngf=16, antialias=True),  # CUT's layout
+        GeneratorConfig(netG="unet_128", ngf=16, norm="batch"),  # pix2pix's
+    ],
+    ids=["resnet", "resize-conv", "antialiased", "unet-batchnorm"],
+)
+def test_bf16_translation_stays_above_35_db_of_fp32(config):
+    import kornia.metrics
+
+    net = trained_like(config)
+    multiple = model_multiple(net)
     x = photo_like(96, 128)
-    fp32 = (translate_tensor(net, x) + 1) / 2
-    bf16 = (translate_tensor(net, x, precision="bf16") + 1) / 2
+    fp32 = (Translator(net, tile=0, multiple=multiple)(x) + 1) / 2
+    bf16 = (Translator(net, precision="bf16", tile=0, multiple=multiple)(x) + 1) / 2
     assert fp32.std() > 0.1  # a real image, not a flat one
     assert kornia.metrics.psnr(bf16, fp32, 1.0).item() >= 35.0
+
+
+def test_bf16_on_the_cpu_runs_a_bf16_copy_with_fp32_normalisation():
+    net = trained_like(GeneratorConfig(netG="unet_128", ngf=8, norm="batch"))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    translator = Translator(net, precision="bf16", tile=0, multiple=model_multiple(net))
+    convs = [m for m in translator.net.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in translator.net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert norms and all(m.running_var.dtype == torch.float32 for m in norms)
+    out = translator(photo_like(40, 56))
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 40, 56)
+    # the caller's network is left as it was
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert Translator(net, tile=0).net is net  # fp32 runs the network itself
 
 
 def test_default_batch_is_one_image_on_the_cpu():

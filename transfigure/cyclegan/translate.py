@@ -58,7 +58,7 @@ from transfigure.images import (
     ImageError,
     load_image,
 )
-from transfigure.runtime import autocast
+from transfigure.runtime import autocast, inference_copy, module_dtype
 
 __all__ = [
     "DIRECTIONS",
@@ -250,12 +250,16 @@ def translate_tensor(
     channels_last = device.type == "cuda"
     padded, size = pad_to_multiple(x, multiple, min_size=max(MIN_SIDE, multiple))
     hp, wp = padded.shape[-2:]
+    # A network already lowered (runtime.inference_copy) takes its own dtype, not autocast.
+    dtype = module_dtype(net)
+    if dtype != torch.float32:
+        precision = "fp32"
 
     def run(t: Tensor) -> Tensor:
         if channels_last:
             t = t.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            return net(t).float()
+            return net(t.to(dtype)).float()
 
     with torch.no_grad():
         if not tile or hp * wp <= tile * tile:
@@ -266,7 +270,7 @@ def translate_tensor(
         outs = []
         for i in range(padded.shape[0]):
             xi = padded[i : i + 1]
-            ref = _thumbnail(xi, tile * tile, multiple)
+            ref = _thumbnail(xi, tile * tile, multiple).to(dtype)
             if channels_last:
                 ref = ref.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision), shared_norm_statistics(net, ref):
@@ -439,8 +443,9 @@ class Translator:
         multiple: int = MULTIPLE,
         callback: Callable[[Event], None] | None = None,
     ) -> None:
-        self.net = net
         self.device = next(iter(net.parameters())).device
+        # bf16 on the CPU: weights stored in bf16 (faster than autocast; see inference_copy)
+        self.net = inference_copy(net, precision)
         self.precision = precision
         self.multiple = multiple
         self.in_channels, self.out_channels = model_channels(net)
