@@ -30,13 +30,15 @@ def peak_rss_mib() -> float:
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+LOCK_HELP = "a file each measurement holds an exclusive flock on (none: no lock)"
 
 
 @contextlib.contextmanager
 def locked(path: Path | None) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (None: no lock), so that measurements of other
-    people on a shared machine wait for this one and do not run beside it."""
-    if path is None:
+    """Hold an exclusive ``flock`` on ``path`` (None or ``none``: no lock, e.g. when the caller
+    already holds the machine), so that measurements of other people on a shared machine wait
+    for this one and do not run beside it."""
+    if path is None or str(path) == "none":
         yield
         return
     with open(path, "a") as handle:

@@ -10,6 +10,15 @@ to the truth are reported beside the untranslated input's, with the training tim
 
     python benchmarks/bf16_training.py [--seeds 0 1] [--size 128] [--epochs 2 --decay 1]
         [--threads 2] [--extra "--net-g resnet_6blocks"] [--out DIR]
+
+Measured 2026-12-01 (2-core Xeon with AVX-512 BF16/AMX, torch 2.14.1, 1 thread, the demo's
+U-Net width 16, 128 px, 100 scenes a season, 300 steps; error in levels of 255, the
+untranslated input's is 59.5): fp32 seed 0: summer→winter 9.05, winter→summer 13.46; seed 1:
+9.02, 14.62. bf16 seed 0: 9.04, 13.83; seed 1: 9.40, 13.70. Mean of both directions and seeds:
+fp32 11.54, bf16 11.49; SSIM alike (0.72/0.58). At equal steps bf16 training did as well as
+fp32 here; the training step itself is 2-3× faster in bf16 (benchmarks/versus.py). Training
+still defaults to fp32 on the CPU (one small task is not enough evidence for six trainers, among
+them WGAN-GP's double backward); a slow fp32 run on such a CPU is told about --precision bf16.
 """
 
 from __future__ import annotations

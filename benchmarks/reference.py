@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, SHARED_DATA, cpu_name, locked  # noqa: E402 (benchmarks/ is the script folder)
+from _common import LOCK_HELP, ROOT, SHARED_DATA, cpu_name, locked  # noqa: E402 (benchmarks/ is the script folder)
 
 DEFAULT_IMAGES = SHARED_DATA / "horse2zebra" / "testA"
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"))
+    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"), help=LOCK_HELP)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/reference.json")
     args = parser.parse_args(argv)
     if not (args.reference / "test.py").is_file():

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, SHARED_DATA, cpu_name, locked  # noqa: E402 (benchmarks/ is the script folder)
+from _common import LOCK_HELP, ROOT, SHARED_DATA, cpu_name, locked  # noqa: E402 (benchmarks/ is the script folder)
 
 # The reference's package __init__ imports its web interface (aiohttp); only the optimiser
 # module is needed, so the package object is made by hand and that module imported from it.
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"))
+    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"), help=LOCK_HELP)
     default_json = ROOT / "benchmarks/results/stylize_reference.json"
     parser.add_argument("--json", type=Path, default=default_json)
     args = parser.parse_args(argv)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import cpu_name, locked  # noqa: E402 (benchmarks/ is the script folder)
+from _common import LOCK_HELP, cpu_name, locked  # noqa: E402 (benchmarks/ is the script folder)
 
 _OURS = """
 import json, time, torch
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"))
+    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"), help=LOCK_HELP)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/train_step.json"))
     args = parser.parse_args(argv)
 

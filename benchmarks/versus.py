@@ -15,6 +15,7 @@ targets, the thread count, CPU model and torch version:
     python benchmarks/versus.py --reference /path/to/pytorch-CycleGAN-and-pix2pix \\
         --reference-path DIR_WITH_DOMINATE --style-reference /path/to/style-transfer-pytorch \\
         [--parts translate train stylize] [--threads 1 2] [--repeats 3] [--out DIR]
+        [--train-size 256] [--train-iters 5] [--lock FILE|none]
 
 Each part writes its JSON into ``--out`` (default ``benchmarks/results``); the table is built
 from the JSON files found there, so ``--parts train`` re-measures one part and reprints the
@@ -34,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, cpu_name  # noqa: E402 (benchmarks/ is the script folder)
+from _common import LOCK_HELP, ROOT, cpu_name  # noqa: E402 (benchmarks/ is the script folder)
 
 HERE = Path(__file__).resolve().parent
 PARTS = ("translate", "train", "stylize")
@@ -73,6 +74,7 @@ def measure(args: argparse.Namespace) -> None:
                     "train_step.py",
                     ["--reference", str(args.reference), *ref_path, *common]
                     + ["--threads", str(threads), "--size", str(args.train_size)]
+                    + ["--iters", str(args.train_iters)]
                     + ["--json", str(out / f"versus-train-{threads}.json")],
                 )
         elif part == "stylize":
@@ -209,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-size", type=int, default=256)
-    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"))
+    parser.add_argument("--train-iters", type=int, default=5, help="timed steps per run")
+    parser.add_argument("--lock", type=Path, default=Path("/tmp/bench.lock"), help=LOCK_HELP)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--table", action="store_true", help="only print the stored table")
     args = parser.parse_args(argv)

@@ -279,6 +279,18 @@ def test_a_slow_run_is_announced_with_advice(tmp_path, monkeypatch):
     train(Slow, ToyConfig(epochs=4), tmp_path / "run", callback=events.append)
     warnings = [e.message for e in events if e.level == "warning"]
     assert any("hours" in m and "use fewer pixels" in m for m in warnings), warnings
+    # a CPU that computes bf16 natively is told about --precision bf16 as well
+    monkeypatch.setattr(loop.runtime, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    clock = iter(float(i) * 400 for i in range(10_000))
+    events.clear()
+    train(Slow, ToyConfig(epochs=4), tmp_path / "run2", callback=events.append)
+    warnings = [e.message for e in events if e.level == "warning" and "hours" in e.message]
+    assert warnings and "use fewer pixels, or --precision bf16" in warnings[0], warnings
+    monkeypatch.setattr(loop.runtime, "cpu_flags", lambda: frozenset())
+    clock = iter(float(i) * 400 for i in range(10_000))
+    events.clear()
+    train(Slow, ToyConfig(epochs=4), tmp_path / "run3", callback=events.append)
+    assert not any("bf16" in (e.message or "") for e in events)
 
 
 def test_epoch_batches_are_a_function_of_seed_and_epoch():

@@ -618,7 +618,8 @@ class _Engine:
             f"steps will take about {_duration(seconds)}"
         )
         if seconds > 3600:
-            advice = self.step.slow_run_advice()
+            advices = (self.step.slow_run_advice(), self._bf16_advice())
+            advice = ", or ".join(a for a in advices if a)
             self.emit(
                 task="train",
                 level="warning",
@@ -626,6 +627,19 @@ class _Engine:
             )
         else:
             self.emit(task="train", message=message)
+
+    def _bf16_advice(self) -> str:
+        """``--precision bf16`` where an fp32 run is on a CPU that computes bf16 natively."""
+        step = self.step
+        if step.device.type != "cpu" or step.precision != "fp32":
+            return ""
+        if runtime.resolve_precision("auto", step.device, training=False) != "bf16":
+            return ""
+        # benchmarks/bf16_training.py: the same error to the known answer at equal steps
+        return (
+            "--precision bf16 (this CPU computes bf16 natively: steps 2-3× faster, and results "
+            "at equal steps matched fp32's where measured)"
+        )
 
     def _finish(self, stopped: str | None) -> TrainResult:
         self.result.epochs = self.epoch
