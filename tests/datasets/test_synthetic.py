@@ -160,6 +160,24 @@ def test_same_seed_gives_the_same_scenes_in_both_seasons():
     assert np.mean(same) > np.mean(different) + 0.15
 
 
+def test_summer_trees_stand_out_from_the_meadow():
+    # Where the winter scene is dark below the horizon (trunks, bare crowns, conifers), the
+    # summer scene shows the same trees: they must be much darker than the meadow around them,
+    # as the winter trees are against the snow, or a translator cannot tell where they are.
+    summer = seasons(32, season="summer", size=128, seed=3).astype(np.float64)
+    winter = seasons(32, season="winter", size=128, seed=3).astype(np.float64)
+    weights = np.array([0.299, 0.587, 0.114])
+    lum_s, lum_w = summer[:, 58:] @ weights, winter[:, 58:] @ weights  # below the sky
+    tree = lum_w < 140
+    assert 0.02 < tree.mean() < 0.1
+    gaps = [
+        lum_s[i][~tree[i]].mean() - lum_s[i][tree[i]].mean()
+        for i in range(len(summer))
+        if tree[i].sum() > 20
+    ]
+    assert len(gaps) > 20 and min(gaps) > 50  # measured: 69 (17 with grass-green crowns)
+
+
 def test_seasons_are_fast():
     start = time.process_time()  # CPU time of this process: not skewed by other users
     images = seasons(200, season="summer", size=64, seed=0)

@@ -374,14 +374,18 @@ _PALETTES = {
         cloud=(252, 252, 255),
         cloud_shade=(200, 208, 222),
         cloud_alpha=0.92,
-        hills=((95, 135, 125), (70, 135, 55), (88, 158, 48)),
-        hill_shadow=(35, 80, 30),
+        # A sunlit meadow, with trees in much darker greens: as in winter, where the trees
+        # stand dark against the snow, each tree can be told from the ground around it by its
+        # colour, so a translator can see where the winter trees go. (When the crowns were the
+        # grass's own greens, the summer → winter translations smeared them into the snow.)
+        hills=((105, 150, 135), (130, 176, 74), (152, 194, 80)),
+        hill_shadow=(105, 148, 62),
         ground_texture=14.0,
         trunk=(92, 62, 36),
-        crown=(42, 105, 34),
-        crown_light=(95, 160, 60),
-        conifer=(28, 78, 42),
-        conifer_snow=(28, 78, 42),
+        crown=(38, 92, 30),
+        crown_light=(80, 134, 42),
+        conifer=(20, 55, 42),
+        conifer_snow=(20, 55, 42),
         conifer_snow_fraction=0.0,
         bare=False,
         haze=(200, 220, 240),
@@ -402,7 +406,7 @@ _PALETTES = {
         trunk=(72, 62, 58),
         crown=(96, 84, 78),
         crown_light=(236, 240, 247),  # snow on the crowns
-        conifer=(34, 62, 50),
+        conifer=(20, 55, 42),  # evergreen: the summer needles, under snow
         conifer_snow=(236, 240, 247),
         conifer_snow_fraction=0.45,
         bare=True,
@@ -557,9 +561,9 @@ def seasons(n: int, *, season: str = "summer", size: int = 64, seed: int = 0) ->
     Each scene has a sky gradient, an optional sun with glow, up to three clouds, three layers
     of rolling hills lit from the upper left, and up to six trees on the middle hill and three
     on the near one (round deciduous crowns or tiered conifers). Summer: blue sky, white
-    clouds, green grass, leafy green crowns. Winter: grey-blue overcast sky, pale sun,
-    snow-white ground with blue shadows, bare crowns (same outlines) capped with snow,
-    snow-laden conifers, light haze.
+    clouds, a sunlit meadow, leafy crowns and dark conifers that stand out from it. Winter:
+    grey-blue overcast sky, pale sun, snow-white ground with blue shadows, bare crowns (same
+    outlines) capped with snow, the same conifers under snow, light haze.
 
     The layout (positions, sizes, hill profiles, noise) depends only on ``seed`` and ``n``,
     not on ``season``: ``seasons(n, season="summer", seed=s)`` and ``season="winter"`` show
