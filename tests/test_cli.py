@@ -188,7 +188,9 @@ def test_global_option_after_a_real_command_reaches_the_group(runner, tmp_path):
     assert "'--precision'" in result.stderr and "fp8" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["-h"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["-h"], ["demo", "--help"], ["train", "-h"]]
+)
 def test_help_and_version_do_not_import_torch(args):
     code = (
         "import sys\n"

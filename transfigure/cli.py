@@ -305,6 +305,8 @@ def main(ctx: click.Context, device: str, precision: str, seed: int | None, quie
     )
     ctx.obj = state
     _show_own_warnings(ctx, state.console)
+    if _asks_for_help(ctx):
+        return  # the command only prints its help: no device to resolve, no torch to import
     # Resolve now, so that an unavailable device is a usage error before any work starts.
     _ = state.device
     _resolve_precision(ctx, state, precision)
@@ -322,6 +324,12 @@ _FP32_COMMANDS = frozenset({"evaluate"})
 _COMPUTING_COMMANDS = frozenset({"train", "demo", "translate", "stylize", "evaluate", "sample"})
 
 
+def _asks_for_help(ctx: click.Context) -> bool:
+    """Whether the command line after the group's options asks for a command's help."""
+    rest = ctx.meta.get("transfigure.rest", ())
+    return any(a in ctx.help_option_names for a in rest)
+
+
 def _resolve_precision(ctx: click.Context, state: AppState, requested: str) -> None:
     """Turn ``--precision auto`` into the precision the command runs in, and say which."""
     from transfigure.runtime import resolve_precision
@@ -331,9 +339,7 @@ def _resolve_precision(ctx: click.Context, state: AppState, requested: str) -> N
     state.precision = resolve_precision(requested, state.device, training=training)
     if requested == "auto" and command in _FP32_COMMANDS:
         state.precision = "fp32"
-    rest = ctx.meta.get("transfigure.rest", ())
-    asks_for_help = any(a in ctx.help_option_names for a in rest)
-    if requested == "auto" and command in _COMPUTING_COMMANDS and not asks_for_help:
+    if requested == "auto" and command in _COMPUTING_COMMANDS:
         work = "training" if training else "scores" if command in _FP32_COMMANDS else "inference"
         state.info(
             f"precision: {state.precision} (auto for {work} on {state.device.type}; "
