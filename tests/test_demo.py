@@ -40,7 +40,10 @@ def quick_demo(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         with pytest.MonkeyPatch.context() as mp:
+            # caches and the home folder are watched: the demo must write nothing there
             mp.setenv("TRANSFIGURE_CACHE", str(base / "cache"))
+            mp.setenv("HOME", str(base / "home"))
+            mp.delenv("XDG_CACHE_HOME", raising=False)
             mp.chdir(workdir)
             result = runner.invoke(main, ["--device", "cpu", "demo", "--quick", "--out", "out"])
     finally:
@@ -52,7 +55,6 @@ def _expected_images(config: DemoConfig) -> set[str]:
     k = min(config.n_shown, config.n_test)
     names = {f"data/test{d}/{i:05d}.png" for d in "AB" for i in range(k)}
     names |= {f"translated/{d}/{i:05d}.png" for d in ("a2b", "b2a") for i in range(k)}
-    names.add(f"run/samples/epoch_{config.epochs + config.epochs_decay:03d}.png")
     for photo, painting in PAIRS:
         result = f"{Path(photo).stem}_after_{Path(painting).stem}.png"
         names |= {f"stylize/{photo}", f"stylize/{painting}", f"stylize/{result}"}
@@ -73,14 +75,34 @@ def test_demo_writes_one_page_with_every_image(quick_demo):
         assert f'<a href="{src}">' in html  # a click shows it at full size
     headings = re.findall(r"<h2>([^<]+)</h2>", html)
     assert headings == [
-        "1. Summer ↔ winter with CycleGAN",
-        "2. Scoring without the right answer",
-        "3. Neural style transfer",
-        "4. A conditional GAN",
-        "Timings",
+        "1. Summer → winter with CycleGAN",
+        "2. Winter → summer with CycleGAN",
+        "3. Scoring without the right answer",
+        "4. Neural style transfer",
+        "5. A conditional GAN",
         "How this was made",
+        "Timings",  # last
     ]
+    # each section says in one sentence what it shows
+    intros = re.findall(r'<p class="intro">([^<]+)</p>', html)
+    assert len(intros) == len(headings)
+    assert all(intro.count(". ") == 0 and intro.endswith(".") for intro in intros)
     assert "[6/6]" in result.stderr  # the steps are logged on stderr
+
+
+def test_demo_shows_scenes_enlarged_beside_their_truth(quick_demo):
+    _, out, _ = quick_demo
+    html = (out / "index.html").read_text()
+    config = DemoConfig.quick()
+    for i in range(min(config.n_shown, config.n_test)):
+        # input, translation and the right answer in one row, each at least 256 px wide
+        row = re.search(
+            rf'<tr><td>.*?src="data/testA/{i:05d}.png"[^>]*width="(\d+)".*?'
+            rf'src="translated/a2b/{i:05d}.png".*?src="data/testB/{i:05d}.png".*?</tr>',
+            html,
+        )
+        assert row is not None and int(row.group(1)) >= 256
+    assert re.search(r"<figcaption>error \d+, SSIM [-0-9.]+</figcaption>", html)
 
 
 def test_demo_reports_the_errors_on_the_page_and_on_stderr(quick_demo):
@@ -88,14 +110,18 @@ def test_demo_reports_the_errors_on_the_page_and_on_stderr(quick_demo):
     html = (out / "index.html").read_text()
     for direction in ("summer → winter", "winter → summer"):
         assert f"{direction}: error to the true scene" in result.stderr
-        assert f"<td>{direction}</td>" in html
-    assert "error, input as is" in html and "SSIM, CycleGAN" in html
+    for source, target in (("summer", "winter"), ("winter", "summer")):
+        # the figures stand right under the heading, before the pictures they describe
+        section = html.split("<h2>", 3)[1 if source == "summer" else 2]
+        assert section.index(f"error to the true {target} scene") < section.index("<img ")
+        assert f"{source} input, as it is" in section and "SSIM to it" in section
     assert re.search(r"conditional GAN: \d+% of samples show their label", result.stderr)
 
 
 def test_demo_writes_nothing_outside_its_folder(quick_demo):
     workdir, out, _ = quick_demo
     assert [p.name for p in workdir.iterdir()] == ["out"]
+    assert [p.name for p in workdir.parent.iterdir()] == ["cwd"]  # no cache, no home files
     assert (out / MARKER).is_file()
     assert (out / "run" / "generator_a2b.safetensors").is_file()
 
@@ -207,7 +233,7 @@ def test_config_checks():
 
 @pytest.mark.slow
 def test_full_demo(tmp_path):
-    """The demo as users run it (about three minutes on two CPU cores): the translations
+    """The demo as users run it (about two minutes on two CPU cores): the translations
     bring the error to the true scene to at most half the input's, both ways."""
     result = run_demo(tmp_path / "demo", DemoConfig())
     m = result.metrics

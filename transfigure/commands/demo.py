@@ -30,11 +30,11 @@ from transfigure.demo import DEFAULT_OUT, DemoConfig, DemoError, run_demo
 @click.option(
     "--quick",
     is_flag=True,
-    help="A reduced run (tiny images, a few iterations): under a minute instead of about three.",
+    help="A reduced run (tiny images, a few iterations): under a minute instead of about two.",
 )
 @pass_state
 def demo(state: AppState, out_dir: Path, size: int | None, quick: bool) -> None:
-    """Run the whole toolkit offline in about three minutes and write one HTML page.
+    """Run the whole toolkit offline in about two minutes and write one HTML page.
 
     \b
     Trains a small CycleGAN on generated summer and winter scenes and measures its
