@@ -14,10 +14,28 @@ Settings alternate within each repeat, so a change of background load hits all o
 
     python benchmarks/threads.py [--iters 15] [--repeats 3] [--only idle|busy]
                                  [--json benchmarks/results/threads.json]
-    python benchmarks/threads.py --demo [--only idle|busy]   # the whole demo, as users run it
+    python benchmarks/threads.py --demo [--only idle|busy] [--keep DIR]   # the whole demo
 
 ``--demo`` times ``transfigure demo`` (default settings) through the command line, which sets
-the passive policy itself, and writes ``benchmarks/results/demo.json``.
+the passive policy itself, and writes ``benchmarks/results/demo.json``. Measured 2026-12-01 on
+two cores (Intel Xeon), every other job on the machine stopped, with the demo's defaults
+(CycleGAN: U-Net width 16 at 128 px, 300 steps, EMA of the generators; stylize 2 × 30
+iterations at 160 px; CGAN 8 epochs), seconds:
+
+    ====================  ======  ==================
+    step                  idle    beside a busy loop
+    ====================  ======  ==================
+    scenes                   5.4         4.1
+    CycleGAN training       71.1       104.2
+    translating              0.4         0.4
+    scoring                  4.8         6.8
+    style transfer          14.3        24.0
+    CGAN and its judge      22.6        29.0
+    whole command          122         172
+    ====================  ======  ==================
+
+(The targets: 3 and 6 minutes. 400 CycleGAN steps took the idle demo to 165 s for an error
+0.3 levels lower and no visible change, so the demo stays at 300.)
 
 Run only one benchmark at a time on a shared machine (``flock /tmp/bench.lock python ...``).
 Prints a table (median seconds per step) and writes JSON.
@@ -148,8 +166,11 @@ def run(iters: int, repeats: int, conditions: list[str]) -> list[dict[str, Any]]
     return rows
 
 
-def demo(conditions: list[str], out: Path) -> list[dict[str, Any]]:
-    """Wall time of ``transfigure demo``, and of its steps as its page's timings table says."""
+def demo(conditions: list[str], out: Path, keep: Path | None = None) -> list[dict[str, Any]]:
+    """Wall time of ``transfigure demo``, and of its steps as its page's timings table says.
+
+    The demo folders are deleted afterwards, or kept as ``KEEP/idle`` and ``KEEP/busy``.
+    """
     import shutil
     import tempfile
 
@@ -159,7 +180,7 @@ def demo(conditions: list[str], out: Path) -> list[dict[str, Any]]:
         if condition == "busy":
             busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             time.sleep(1.0)
-        folder = Path(tempfile.mkdtemp()) / "demo"
+        folder = (keep / condition) if keep else Path(tempfile.mkdtemp()) / "demo"
         try:
             start = time.perf_counter()
             subprocess.run(
@@ -180,7 +201,8 @@ def demo(conditions: list[str], out: Path) -> list[dict[str, Any]]:
             (name, float(value))
             for name, value in re.findall(r'<td>([^<]+)</td><td class="num">([0-9.]+)</td>', page)
         )
-        shutil.rmtree(folder.parent, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
         rows.append({"condition": condition, "wall_s": seconds, "steps_s": steps})
         print(f"demo {condition}: {seconds:.0f} s  {steps}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -202,6 +224,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("idle", "busy"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--demo", action="store_true", help="time transfigure demo instead")
+    parser.add_argument("--keep", type=Path, help="with --demo: keep the demo folders here")
     parser.add_argument(
         "--json", type=Path, default=Path(__file__).parent / "results" / "threads.json"
     )
@@ -211,7 +234,7 @@ def main() -> None:
         return
     conditions = [args.only] if args.only else ["idle", "busy"]
     if args.demo:
-        demo(conditions, Path(__file__).parent / "results" / "demo.json")
+        demo(conditions, Path(__file__).parent / "results" / "demo.json", args.keep)
         return
     rows = run(args.iters, args.repeats, conditions)
     idle = {r["setting"]: r["s_per_step_median"] for r in rows if r["condition"] == "idle"}
