@@ -9,6 +9,7 @@ import torch
 
 from transfigure.gan.networks import (
     SUPPORTED_IMAGE_SIZES,
+    ClassBatchNorm2d,
     Discriminator,
     DiscriminatorConfig,
     Generator,
@@ -104,15 +105,87 @@ def test_init_dcgan_weights_covers_layer_and_instance_norm():
     assert inorm and inorm[0].weight.std().item() > 0.1  # re-drawn with the larger std
 
 
-def test_label_changes_the_generated_image_and_the_score():
+@pytest.mark.parametrize("conditioning", ["concat", "projection"])
+def test_label_changes_the_generated_image_and_the_score(conditioning):
     torch.manual_seed(0)
     g = Generator(GeneratorConfig(latent_dim=8, image_size=16, width=4, n_classes=4)).eval()
-    d = Discriminator(DiscriminatorConfig(image_size=16, width=4, n_classes=4, norm="none"))
+    d = Discriminator(
+        DiscriminatorConfig(
+            image_size=16, width=4, n_classes=4, norm="none", conditioning=conditioning
+        )
+    )
     z = torch.randn(1, 8).expand(2, 8)
     x = g(z, torch.tensor([0, 1]))
     assert not torch.allclose(x[0], x[1])
     s = d(x[:1].expand(2, -1, -1, -1), torch.tensor([0, 3]))
     assert not torch.allclose(s[0], s[1])
+
+
+@pytest.mark.parametrize("size", [16, 28, 64])
+def test_projection_discriminator_adds_the_class_embedding_to_the_unconditional_logit(size):
+    # Miyato & Koyama (2018), eq. 3: logit = ψ(φ(x)) + ⟨embed(y), Σ φ(x)⟩ — the label never
+    # enters the image path, so with the embedding zeroed every label scores the same
+    torch.manual_seed(0)
+    d = Discriminator(
+        DiscriminatorConfig(
+            image_size=size, width=4, n_classes=3, norm="none", conditioning="projection"
+        )
+    )
+    assert d.net[0].in_channels == 3  # the image only, no label channels
+    x = torch.randn(2, 3, size, size)
+    features = d.net[:-1](x)  # (2, W, base, base)
+    labels = torch.tensor([2, 0])
+    expected = d.net[-1](features).view(-1) + (d.embed.weight[labels] * features.sum((2, 3))).sum(1)
+    torch.testing.assert_close(d(x, labels), expected)
+    with torch.no_grad():
+        d.embed.weight.zero_()
+    torch.testing.assert_close(d(x, torch.tensor([0, 0])), d(x, torch.tensor([1, 2])))
+
+
+def test_class_batch_norm_generator_draws_per_class_and_starts_as_batch_norm():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(
+        latent_dim=8, image_size=16, width=4, n_classes=3, conditioning="batchnorm"
+    )
+    g = Generator(cfg)
+    assert g.net[0].in_channels == 8  # z only: the label enters through the norms
+    cbn = [m for m in g.modules() if isinstance(m, ClassBatchNorm2d)]
+    assert len(cbn) == 2  # 4×4 and 8×8
+    z = torch.randn(1, 8).expand(3, 8)
+    x = g.eval()(z, torch.tensor([0, 1, 2]))
+    assert not torch.allclose(x[0], x[1])
+    # with the embeddings zeroed it is the plain DCGAN batch norm (γ = 1, β = 0): labels are ignored
+    with torch.no_grad():
+        for m in cbn:
+            m.scale.weight.zero_()
+            m.shift.weight.zero_()
+    y = g(z, torch.tensor([0, 1, 2]))
+    torch.testing.assert_close(y[0], y[1])
+    torch.testing.assert_close(y[0], y[2])
+
+
+def test_concat_is_the_default_and_keeps_the_model_file_layout():
+    # model files written before the conditioning fields rebuild with concat: same keys, shapes
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(latent_dim=8, image_size=16, channels=1, width=4, n_classes=4))
+    assert g.config.conditioning == "concat"
+    assert g.net[0].in_channels == 8 + 4
+    assert not any(isinstance(m, ClassBatchNorm2d) for m in g.modules())
+    d = Discriminator(DiscriminatorConfig(image_size=16, channels=1, width=4, n_classes=4))
+    assert d.config.conditioning == "concat"
+    assert d.net[0].in_channels == 1 + 4
+    assert all(k.startswith("net.") for k in d.state_dict())
+    p = Discriminator(
+        DiscriminatorConfig(
+            image_size=16, channels=1, width=4, n_classes=4, conditioning="projection"
+        )
+    )
+    assert p.embed.weight.shape == (4, 8)  # one vector per class, as wide as the last features
+    assert p.embed.weight.std().item() == pytest.approx(0.02, rel=0.5)  # the DCGAN init
+    unconditional = Discriminator(
+        DiscriminatorConfig(image_size=16, width=4, conditioning="projection")
+    )
+    assert unconditional.embed is None
 
 
 @pytest.mark.parametrize("norm", ["layer", "instance", "none"])
@@ -143,9 +216,11 @@ def test_dropout_layers_present_when_asked():
         (GeneratorConfig, {"channels": 2}, "channels"),
         (GeneratorConfig, {"upsample": "bilinear"}, "upsample"),
         (GeneratorConfig, {"latent_dim": 0}, "latent_dim"),
+        (GeneratorConfig, {"conditioning": "projection"}, "conditioning"),
         (DiscriminatorConfig, {"norm": "spectral"}, "norm"),
         (DiscriminatorConfig, {"dropout": 1.0}, "dropout"),
         (DiscriminatorConfig, {"n_classes": -1}, "n_classes"),
+        (DiscriminatorConfig, {"conditioning": "film"}, "conditioning"),
     ],
 )
 def test_bad_configs_are_rejected(cls, kwargs, match):
@@ -164,3 +239,22 @@ def test_bad_inputs_are_rejected():
     d = Discriminator(DiscriminatorConfig(image_size=16, channels=3, width=2))
     with pytest.raises(ValueError, match="shape"):
         d(torch.randn(2, 1, 16, 16))
+
+
+def test_conditioning_variants_rebuild_from_their_model_files(tmp_path):
+    from transfigure.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    g = Generator(
+        GeneratorConfig(latent_dim=8, image_size=16, width=4, n_classes=3, conditioning="batchnorm")
+    ).eval()
+    d = Discriminator(
+        DiscriminatorConfig(image_size=16, width=4, n_classes=3, conditioning="projection")
+    ).eval()
+    save_model(g, tmp_path / "g.safetensors", kind="gan-generator", config=g.config)
+    save_model(d, tmp_path / "d.safetensors", kind="gan-discriminator", config=d.config)
+    g2, _ = load_model(tmp_path / "g.safetensors", kind="gan-generator")
+    d2, _ = load_model(tmp_path / "d.safetensors", kind="gan-discriminator")
+    z, labels, x = torch.randn(3, 8), torch.tensor([0, 1, 2]), torch.randn(3, 3, 16, 16)
+    torch.testing.assert_close(g2.eval()(z, labels), g(z, labels), rtol=0, atol=0)
+    torch.testing.assert_close(d2.eval()(x, labels), d(x, labels), rtol=0, atol=0)

@@ -25,6 +25,8 @@ from typing import Any
 from transfigure.gan.data import TORCHVISION_DATASETS
 from transfigure.gan.losses import LOSSES
 from transfigure.gan.networks import (
+    CONDITIONINGS,
+    G_CONDITIONINGS,
     NORMS,
     SUPPORTED_IMAGE_SIZES,
     UPSAMPLE_MODES,
@@ -73,6 +75,18 @@ class TrainConfig(TrainOptions):
         choices=NORMS,
     )
     dropout: float = option(0.0, "dropout in the discriminator", minimum=0.0)
+    g_conditioning: str = option(
+        "concat",
+        "cgan: how G sees the label: a one-hot vector beside z, or a per-class scale and shift "
+        "in every batch norm",
+        choices=G_CONDITIONINGS,
+    )
+    d_conditioning: str = option(
+        "concat",
+        "cgan: how D sees the label: one-hot channels beside the image, or a projection of its "
+        "features onto a class embedding (Miyato & Koyama 2018)",
+        choices=CONDITIONINGS,
+    )
     loss: str = option("bce", "adversarial loss pair", choices=tuple(LOSSES))
     n_critic: int = option(1, "discriminator steps per generator step", minimum=1)
     gp_weight: float = option(0.0, "gradient penalty weight (0 = none)", minimum=0.0)
@@ -148,6 +162,7 @@ class TrainConfig(TrainOptions):
             width=self.g_width,
             n_classes=n_classes if self.conditional else 0,
             upsample=self.upsample,
+            conditioning=self.g_conditioning,
         )
 
     def discriminator_config(self, n_classes: int) -> DiscriminatorConfig:
@@ -159,6 +174,7 @@ class TrainConfig(TrainOptions):
             n_classes=n_classes if self.conditional else 0,
             norm=self.d_norm,
             dropout=self.dropout,
+            conditioning=self.d_conditioning,
         )
 
 

@@ -6,8 +6,12 @@ transposed convolutions (batch norm + ReLU, ``tanh`` output); the discriminator 
 strided convolutions (LeakyReLU(0.2), batch norm everywhere but the input layer) and ends in one
 logit. A WGAN critic is the same discriminator with ``norm`` other than ``"batch"`` — batch norm
 couples the samples of a batch, which breaks the per-sample gradient penalty (Gulrajani et al.
-2017, §4). Conditioning follows Mirza & Osindero (2014): a one-hot label is concatenated to the
-latent vector in G and broadcast as extra image channels in D.
+2017, §4). Conditioning follows Mirza & Osindero (2014) by default (``conditioning="concat"``):
+a one-hot label is concatenated to the latent vector in G and broadcast as extra image channels
+in D. The alternatives of Miyato & Koyama (2018): ``"projection"`` in D adds the inner product
+of a learned class embedding with D's pooled last features to the logit, so the label meets
+the features that decide the shape instead of only biasing the first layer; ``"batchnorm"`` in
+G gives every batch norm a per-class scale and shift (:class:`ClassBatchNorm2d`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ __all__ = [
     "SUPPORTED_IMAGE_SIZES",
     "UPSAMPLE_MODES",
     "NORMS",
+    "CONDITIONINGS",
+    "G_CONDITIONINGS",
+    "ClassBatchNorm2d",
     "GeneratorConfig",
     "DiscriminatorConfig",
     "Generator",
@@ -33,6 +40,8 @@ __all__ = [
 SUPPORTED_IMAGE_SIZES = (16, 28, 32, 64, 128, 256)
 UPSAMPLE_MODES = ("transpose", "nearest")
 NORMS = ("batch", "layer", "instance", "none")
+CONDITIONINGS = ("concat", "projection")
+G_CONDITIONINGS = ("concat", "batchnorm")
 
 
 def _resolution_plan(image_size: int) -> tuple[int, int]:
@@ -72,6 +81,9 @@ class GeneratorConfig:
             ``"nearest"`` (nearest upsampling then a 3×3 convolution, which avoids checkerboard
             artefacts; Odena et al. 2016).
         max_width_multiplier: cap on the width multiplier so 128/256-pixel models stay sane.
+        conditioning: how a label enters (used only if ``n_classes > 0``): ``"concat"``, a
+            one-hot vector beside z (Mirza & Osindero 2014), or ``"batchnorm"``, a per-class
+            scale and shift in every batch norm (de Vries et al. 2017; Miyato & Koyama 2018).
     """
 
     latent_dim: int = 100
@@ -81,9 +93,14 @@ class GeneratorConfig:
     n_classes: int = 0
     upsample: str = "transpose"
     max_width_multiplier: int = 8
+    conditioning: str = "concat"
 
     def __post_init__(self) -> None:
         _check_common(self.image_size, self.channels, self.width, self.n_classes)
+        if self.conditioning not in G_CONDITIONINGS:
+            raise ValueError(
+                f"conditioning must be one of {G_CONDITIONINGS}, got {self.conditioning!r}"
+            )
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
         if self.upsample not in UPSAMPLE_MODES:
@@ -106,6 +123,11 @@ class DiscriminatorConfig:
             ``"instance"`` or ``"none"``. Never applied to the input layer.
         dropout: dropout probability after each hidden LeakyReLU (0 = none).
         max_width_multiplier: cap on the width multiplier.
+        conditioning: how a label enters (used only if ``n_classes > 0``): ``"concat"``, one-hot
+            channels beside the image (Mirza & Osindero 2014), or ``"projection"``, the inner
+            product of a class embedding with the pooled last features added to the logit
+            (Miyato & Koyama 2018). The default is the older one, so that model files written
+            before the field existed rebuild the network they hold.
     """
 
     image_size: int = 64
@@ -115,6 +137,7 @@ class DiscriminatorConfig:
     norm: str = "batch"
     dropout: float = 0.0
     max_width_multiplier: int = 8
+    conditioning: str = "concat"
 
     def __post_init__(self) -> None:
         _check_common(self.image_size, self.channels, self.width, self.n_classes)
@@ -124,12 +147,17 @@ class DiscriminatorConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.max_width_multiplier < 1:
             raise ValueError("max_width_multiplier must be >= 1")
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(
+                f"conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}"
+            )
 
 
 def init_dcgan_weights(
     module: nn.Module, *, std: float = 0.02, generator: torch.Generator | None = None
 ) -> nn.Module:
-    """Initialise weights as in DCGAN: convolutions ~ N(0, std), norm scales ~ N(1, std), biases 0.
+    """Initialise weights as in DCGAN: convolutions, linear layers and embeddings ~ N(0, std),
+    norm scales ~ N(1, std), biases 0.
 
     Args:
         module: the network; every sub-module is visited.
@@ -145,6 +173,8 @@ def init_dcgan_weights(
                 m.weight.normal_(0.0, std, generator=generator)
                 if m.bias is not None:
                     m.bias.zero_()
+            elif isinstance(m, nn.Embedding):
+                m.weight.normal_(0.0, std, generator=generator)
             elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)):
                 if m.weight is not None:
                     m.weight.normal_(1.0, std, generator=generator)
@@ -161,6 +191,27 @@ def _one_hot(labels: Tensor | None, n_classes: int, batch: int, like: Tensor) ->
     if labels.dtype.is_floating_point:
         raise ValueError("labels must be integer class indices")
     return F.one_hot(labels.long(), n_classes).to(dtype=like.dtype)
+
+
+class ClassBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift depend on the class: ``γ_y · BN(x) + β_y``.
+
+    ``γ_y = 1 + e_γ[y]`` and ``β_y = e_β[y]`` with embeddings drawn by
+    :func:`init_dcgan_weights` around 0, so it starts as the DCGAN's batch norm.
+
+    Shapes:
+        ``forward(x, labels)``: x ``(B, C, H, W)``, labels ``(B,)`` int64 → ``(B, C, H, W)``.
+    """
+
+    def __init__(self, channels: int, n_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Embedding(n_classes, channels)
+        self.shift = nn.Embedding(n_classes, channels)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        gamma = 1.0 + self.scale(labels.long())[:, :, None, None]  # (B, C, 1, 1)
+        return gamma * self.norm(x) + self.shift(labels.long())[:, :, None, None]
 
 
 class Generator(nn.Module):
@@ -182,17 +233,23 @@ class Generator(nn.Module):
         cap = config.max_width_multiplier
         # feature maps at the j-th resolution (j = 0 is base×base, j = n is the image)
         widths = [config.width * min(2 ** (n - 1 - j), cap) for j in range(n)]
-        in_ch = config.latent_dim + config.n_classes
+        k = config.n_classes
+        self._concat = k if config.conditioning == "concat" else 0
+        in_ch = config.latent_dim + self._concat
+
+        def norm(c: int) -> nn.Module:
+            return ClassBatchNorm2d(c, k) if k and not self._concat else nn.BatchNorm2d(c)
+
         layers: list[nn.Module] = [
             # a 1×1 → base×base transposed convolution is the paper's projection + reshape
             nn.ConvTranspose2d(in_ch, widths[0], base, 1, 0, bias=False),
-            nn.BatchNorm2d(widths[0]),
+            norm(widths[0]),
             nn.ReLU(True),
         ]
         for j in range(1, n):
             layers += [
                 self._up(widths[j - 1], widths[j], config.upsample),
-                nn.BatchNorm2d(widths[j]),
+                norm(widths[j]),
                 nn.ReLU(True),
             ]
         layers += [self._up(widths[-1], config.channels, config.upsample), nn.Tanh()]
@@ -212,8 +269,13 @@ class Generator(nn.Module):
         if z.ndim != 2 or z.shape[1] != cfg.latent_dim:
             raise ValueError(f"z must have shape (B, {cfg.latent_dim}), got {tuple(z.shape)}")
         if cfg.n_classes:
-            z = torch.cat([z, _one_hot(labels, cfg.n_classes, z.shape[0], z)], dim=1)
-        return self.net(z[:, :, None, None])  # (B, latent [+ K], 1, 1) → (B, C, S, S)
+            onehot = _one_hot(labels, cfg.n_classes, z.shape[0], z)
+        if self._concat:
+            z = torch.cat([z, onehot], dim=1)
+        x = z[:, :, None, None]  # (B, latent [+ K], 1, 1) → … → (B, C, S, S)
+        for layer in self.net:
+            x = layer(x, labels) if isinstance(layer, ClassBatchNorm2d) else layer(x)
+        return x
 
 
 class Discriminator(nn.Module):
@@ -236,8 +298,9 @@ class Discriminator(nn.Module):
         cap = config.max_width_multiplier
         widths = [config.width * min(2**j, cap) for j in range(n)]
         bias = config.norm == "none"  # a following norm layer makes a conv bias redundant
+        self._concat = config.n_classes if config.conditioning == "concat" else 0
         layers: list[nn.Module] = [
-            nn.Conv2d(config.channels + config.n_classes, widths[0], 4, 2, 1, bias=bias),
+            nn.Conv2d(config.channels + self._concat, widths[0], 4, 2, 1, bias=bias),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         if config.dropout:
@@ -252,6 +315,9 @@ class Discriminator(nn.Module):
                 layers.append(nn.Dropout(config.dropout))
         layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0))  # base×base → 1×1 logit
         self.net = nn.Sequential(*layers)
+        self.embed: nn.Embedding | None = None
+        if config.n_classes and config.conditioning == "projection":
+            self.embed = nn.Embedding(config.n_classes, widths[-1])
         init_dcgan_weights(self, generator=generator)
 
     @staticmethod
@@ -272,8 +338,14 @@ class Discriminator(nn.Module):
             raise ValueError(
                 f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
             )
+        b, _, h, w = x.shape
         if cfg.n_classes:
-            b, _, h, w = x.shape
             onehot = _one_hot(labels, cfg.n_classes, b, x)
+        if self._concat:
             x = torch.cat([x, onehot[:, :, None, None].expand(b, cfg.n_classes, h, w)], dim=1)
-        return self.net(x).view(-1)  # (B, 1, 1, 1) → (B,)
+        features = self.net[:-1](x)  # (B, widths[-1], base, base)
+        logit = self.net[-1](features).view(-1)  # (B, 1, 1, 1) → (B,)
+        if self.embed is not None:
+            # projection: + ⟨embed(y), Σ_spatial φ(x)⟩ (Miyato & Koyama 2018, eq. 3)
+            logit = logit + (self.embed(labels.long()) * features.sum((2, 3))).sum(1)
+        return logit
