@@ -218,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         fid, kid = r["scores"]["fid"], r["scores"]["kid_mean"]
         probe = r["probe"]["fraction_target"]
-        line = f"{r['side']:12} {r['seed']:>4} {r['train_s']:8.0f}"
+        # a run resumed after an interruption has no comparable training time
+        train = "—" if r["train_s"] is None else f"{r['train_s']:.0f}"
+        line = f"{r['side']:12} {r['seed']:>4} {train:>8}"
         print(f"{line} {fid:9.1f} {kid:8.2f} {probe:8.2f}")
     order = ", ".join(
         f"{side} {seed}"
