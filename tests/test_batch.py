@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +245,56 @@ def test_two_processes_share_one_output_folder(tmp_path):
     assert written == len(files)
     for p in files:
         torch.testing.assert_close(load_image(out / p.name), load_image(p))
+    assert leftovers(out) == []
+
+
+def test_a_job_never_waits_for_a_claim_while_holding_one(tmp_path):
+    # The other "process" (this test) holds the claims on a and c, so the job's first pass
+    # defers both and computes b; decoding b lets go of a. The second pass takes a and meets c,
+    # still held, and says it waits. Then the test waits for a while keeping c, as a second
+    # process on the same folder would: the job must have written a and released its claim
+    # before waiting for c, or the two would wait for each other forever.
+    a, b, c = (write_image(tmp_path / "in" / f"{n}.png", i) for i, n in enumerate("abc"))
+    out = tmp_path / "out"
+    other = {p.name: Claim.acquire(out / p.name) for p in (a, c)}
+    waits_for_c = threading.Event()
+
+    def decode(path: Path) -> torch.Tensor:
+        if path == b:
+            other.pop("a.png").release()
+        return load_image(path)
+
+    def callback(event) -> None:
+        if "waiting for another process" in (event.message or "") and "c.png" in event.message:
+            waits_for_c.set()
+
+    reports: list = []
+    job = threading.Thread(
+        target=lambda: reports.append(
+            run_batch(pairs([a, b, c], out), decode=decode, process=invert, callback=callback)
+        )
+    )
+    job.start()
+    assert waits_for_c.wait(timeout=30)
+    waiter_got: list = []
+    waiter = threading.Thread(
+        target=lambda: waiter_got.append(Claim.acquire(out / "a.png", wait=True))
+    )
+    waiter.daemon = True
+    waiter.start()
+    waiter.join(timeout=20)
+    released_a_first = not waiter.is_alive()
+    # c is written by "the other process", which then lets go: the job skips c and ends.
+    Image.open(c).save(out / "c.png")
+    other.pop("c.png").release()
+    job.join(timeout=20)
+    waiter.join(timeout=20)
+    assert released_a_first, "the job waited for c while holding its claim on a"
+    assert not job.is_alive()
+    (report,) = reports
+    assert sorted(p.name for p in report.written) == ["a.png", "b.png"]
+    assert [src.name for src, _ in report.skipped] == ["c.png"]
+    waiter_got[0].release()
     assert leftovers(out) == []
 
 

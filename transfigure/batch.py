@@ -9,9 +9,10 @@ for batching inputs of one shape — and owns everything around them:
 2. **claim**: before an input is decoded its output is claimed with a lock file beside it
    (``.NAME.claim``), so that two processes writing into the same folder share the work: an
    output the other process is computing is deferred to the end, then waited for, and *skipped*
-   once the other process has written it (or computed here if it gave up). Claims are advisory
-   locks (``flock``): the kernel releases them when a process dies, so a claim left by a killed
-   process is simply taken over.
+   once the other process has written it (or computed here if it gave up). A process waits
+   only while it holds no claim itself, so two processes never wait for each other. Claims are
+   advisory locks (``flock``): the kernel releases them when a process dies, so a claim left by
+   a killed process is simply taken over.
 3. **decode ahead** in a thread pool, in input order; **process** on the calling thread;
    **write** atomically on a writer thread (temp file, fsync, rename: a reader or a Ctrl-C
    never sees half a file), overlapped with the next batch.
@@ -489,6 +490,11 @@ def _pipeline(
                     continue
                 claim = Claim.acquire(job.output)
                 if claim is None and waiting:
+                    if held:
+                        # Never wait while holding claims: the other process may be waiting for
+                        # one of ours. The main loop finishes what we hold first, then we wait.
+                        pending.appendleft(job)
+                        return
                     emit(Event(task=task, message=f"waiting for another process on {job.output}"))
                     claim = Claim.acquire(job.output, wait=True)
                 if claim is None:
@@ -505,6 +511,11 @@ def _pipeline(
             while True:
                 refill()
                 if not queue:
+                    if pending:  # refill stopped at another process's claim: release ours
+                        while buckets:
+                            flush(next(iter(buckets)))
+                        reap(block=True)
+                        continue
                     if not deferred:
                         break
                     pending.extend(deferred)
