@@ -142,6 +142,26 @@ def test_projection_discriminator_adds_the_class_embedding_to_the_unconditional_
     torch.testing.assert_close(d(x, torch.tensor([0, 0])), d(x, torch.tensor([1, 2])))
 
 
+def test_auxiliary_discriminator_predicts_the_label_without_seeing_it():
+    torch.manual_seed(0)
+    d = Discriminator(
+        DiscriminatorConfig(
+            image_size=16, channels=1, width=4, n_classes=5, norm="none", conditioning="auxiliary"
+        )
+    )
+    assert d.net[0].in_channels == 1  # the image only
+    x = torch.randn(3, 1, 16, 16)
+    logits, classes = d(x, classes=True)
+    assert logits.shape == (3,) and classes.shape == (3, 5)
+    torch.testing.assert_close(d(x), logits)  # no labels needed, and they change nothing
+    torch.testing.assert_close(d(x, torch.tensor([0, 1, 2])), logits)
+    torch.testing.assert_close(classes, d.classifier(d.net[:-1](x)).flatten(1))
+    with pytest.raises(ValueError, match="auxiliary"):
+        Discriminator(DiscriminatorConfig(image_size=16, width=4, n_classes=5))(
+            torch.randn(1, 3, 16, 16), torch.tensor([0]), classes=True
+        )
+
+
 def test_class_batch_norm_generator_draws_per_class_and_starts_as_batch_norm():
     torch.manual_seed(0)
     cfg = GeneratorConfig(
@@ -251,10 +271,17 @@ def test_conditioning_variants_rebuild_from_their_model_files(tmp_path):
     d = Discriminator(
         DiscriminatorConfig(image_size=16, width=4, n_classes=3, conditioning="projection")
     ).eval()
+    a = Discriminator(
+        DiscriminatorConfig(image_size=16, width=4, n_classes=3, conditioning="auxiliary")
+    ).eval()
     save_model(g, tmp_path / "g.safetensors", kind="gan-generator", config=g.config)
     save_model(d, tmp_path / "d.safetensors", kind="gan-discriminator", config=d.config)
+    save_model(a, tmp_path / "a.safetensors", kind="gan-discriminator", config=a.config)
     g2, _ = load_model(tmp_path / "g.safetensors", kind="gan-generator")
     d2, _ = load_model(tmp_path / "d.safetensors", kind="gan-discriminator")
+    a2, _ = load_model(tmp_path / "a.safetensors", kind="gan-discriminator")
     z, labels, x = torch.randn(3, 8), torch.tensor([0, 1, 2]), torch.randn(3, 3, 16, 16)
     torch.testing.assert_close(g2.eval()(z, labels), g(z, labels), rtol=0, atol=0)
     torch.testing.assert_close(d2.eval()(x, labels), d(x, labels), rtol=0, atol=0)
+    for got, want in zip(a2.eval()(x, classes=True), a(x, classes=True), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -138,6 +138,39 @@ def test_mismatch_shows_real_images_under_wrong_labels_as_fakes():
         preset("dcgan", data="shapes", mismatch=True)
 
 
+def test_auxiliary_classifier_trains_d_on_real_labels_and_rewards_g_for_its_labels():
+    torch.manual_seed(0)
+    step = make_step("cgan", d_conditioning="auxiliary", aux_weight=1.0, lr_d=1e-3)
+    assert step.config.mismatch  # the preset's, ignored: this D does not see labels
+    calls = []
+    d = step.d
+
+    def spy(x, *args, **kwargs):
+        calls.append((args, kwargs))
+        return d(x, *args, **kwargs)
+
+    step.d = spy
+    real, labels = torch.rand(16, 3, 16, 16) * 2 - 1, torch.arange(16) % 4
+    stats = step.train_step((real, labels))
+    assert {"loss_class_d", "loss_class_g", "class_acc_fake"} <= stats.keys()
+    assert len(calls) == 2  # real (with its class head) and fake: no wrong-label pass
+    assert calls[0][1] == {"classes": True}
+    step.d = d
+    # the class head learns the real labels: its loss on a fixed batch goes down
+    first = float(stats["loss_class_d"])
+    for _ in range(15):
+        last = float(step.train_step((real, labels))["loss_class_d"])
+    assert last < 0.7 * first
+    # the class loss enters G's update: with weight 0 the same step moves G elsewhere
+    moved = []
+    for weight in (0.0, 1.0):
+        torch.manual_seed(1)
+        other = make_step("cgan", d_conditioning="auxiliary", aux_weight=weight)
+        other.train_step((real, labels))
+        moved.append(other.generator.net[0].weight.detach().clone())
+    assert not torch.allclose(moved[0], moved[1])
+
+
 @pytest.mark.parametrize(
     ("name", "precision"), [("dcgan", "bf16"), ("wgan-gp", "bf16"), ("wgan-gp", "fp16")]
 )

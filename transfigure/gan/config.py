@@ -83,9 +83,17 @@ class TrainConfig(TrainOptions):
     )
     d_conditioning: str = option(
         "concat",
-        "cgan: how D sees the label: one-hot channels beside the image, or a projection of its "
-        "features onto a class embedding (Miyato & Koyama 2018)",
+        "cgan: how D sees the label: one-hot channels beside the image, a projection of its "
+        "features onto a class embedding (Miyato & Koyama 2018), or not at all: D predicts it "
+        "with a second head and G is rewarded for fakes filed under their label (auxiliary, "
+        "AC-GAN, Odena et al. 2017)",
         choices=CONDITIONINGS,
+    )
+    aux_weight: float = option(
+        1.0,
+        "cgan with --d-conditioning auxiliary: weight of the class losses (D's on real images, "
+        "G's on its fakes) beside the adversarial ones",
+        minimum=0.0,
     )
     loss: str = option("bce", "adversarial loss pair", choices=tuple(LOSSES))
     n_critic: int = option(1, "discriminator steps per generator step", minimum=1)
@@ -94,7 +102,9 @@ class TrainConfig(TrainOptions):
     label_smoothing: float = option(0.0, "one-sided label smoothing (bce loss)", minimum=0.0)
     label_noise: float = option(0.0, "probability of flipping a label (bce loss)", minimum=0.0)
     mismatch: bool = option(
-        False, "cgan: also show D real images under wrong labels as fakes (matching-aware D)"
+        False,
+        "cgan: also show D real images under wrong labels as fakes (matching-aware D; not with "
+        "--d-conditioning auxiliary, whose D does not see labels)",
     )
     lr_g: float = option(2e-4, "generator learning rate", resumable=True, minimum=0.0)
     lr_d: float = option(2e-4, "discriminator learning rate", resumable=True, minimum=0.0)

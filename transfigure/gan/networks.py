@@ -11,7 +11,10 @@ a one-hot label is concatenated to the latent vector in G and broadcast as extra
 in D. The alternatives of Miyato & Koyama (2018): ``"projection"`` in D adds the inner product
 of a learned class embedding with D's pooled last features to the logit, so the label meets
 the features that decide the shape instead of only biasing the first layer; ``"batchnorm"`` in
-G gives every batch norm a per-class scale and shift (:class:`ClassBatchNorm2d`).
+G gives every batch norm a per-class scale and shift (:class:`ClassBatchNorm2d`). And the AC-GAN
+of Odena et al. (2017): ``"auxiliary"`` in D does not see the label at all but predicts it, with
+a second head beside the real/fake logit (``forward(x, classes=True)``); the trainer rewards G
+for fakes that head files under their intended label.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ __all__ = [
 SUPPORTED_IMAGE_SIZES = (16, 28, 32, 64, 128, 256)
 UPSAMPLE_MODES = ("transpose", "nearest")
 NORMS = ("batch", "layer", "instance", "none")
-CONDITIONINGS = ("concat", "projection")
+CONDITIONINGS = ("concat", "projection", "auxiliary")
 G_CONDITIONINGS = ("concat", "batchnorm")
 
 
@@ -126,8 +129,9 @@ class DiscriminatorConfig:
         conditioning: how a label enters (used only if ``n_classes > 0``): ``"concat"``, one-hot
             channels beside the image (Mirza & Osindero 2014), or ``"projection"``, the inner
             product of a class embedding with the pooled last features added to the logit
-            (Miyato & Koyama 2018). The default is the older one, so that model files written
-            before the field existed rebuild the network they hold.
+            (Miyato & Koyama 2018), or ``"auxiliary"``: D does not see the label but predicts it
+            with a second head (AC-GAN, Odena et al. 2017). The default is the older one, so
+            that model files written before the field existed rebuild the network they hold.
     """
 
     image_size: int = 64
@@ -288,7 +292,9 @@ class Discriminator(nn.Module):
 
     Shapes:
         ``forward(x, labels)``: x ``(B, channels, S, S)`` in [-1, 1], labels ``(B,)`` int64
-        (required iff ``n_classes > 0``) → ``(B,)`` unbounded logits (no sigmoid).
+        (required iff ``n_classes > 0``, unused by an ``"auxiliary"`` D) → ``(B,)`` unbounded
+        logits (no sigmoid). ``forward(x, classes=True)`` of an ``"auxiliary"`` D returns
+        ``(logits, class_logits)``, the latter ``(B, n_classes)``.
     """
 
     def __init__(self, config: DiscriminatorConfig, *, generator: torch.Generator | None = None):
@@ -318,6 +324,10 @@ class Discriminator(nn.Module):
         self.embed: nn.Embedding | None = None
         if config.n_classes and config.conditioning == "projection":
             self.embed = nn.Embedding(config.n_classes, widths[-1])
+        self.classifier: nn.Conv2d | None = None
+        if config.n_classes and config.conditioning == "auxiliary":
+            # the class head mirrors the logit's: base×base → 1×1, one map per class
+            self.classifier = nn.Conv2d(widths[-1], config.n_classes, base, 1, 0)
         init_dcgan_weights(self, generator=generator)
 
     @staticmethod
@@ -331,15 +341,19 @@ class Discriminator(nn.Module):
             return nn.InstanceNorm2d(channels, affine=True)
         return None
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, labels: Tensor | None = None, *, classes: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         cfg = self.config
+        if classes and self.classifier is None:
+            raise ValueError("classes=True needs a discriminator with conditioning='auxiliary'")
         expected = (cfg.channels, cfg.image_size, cfg.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(
                 f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
             )
         b, _, h, w = x.shape
-        if cfg.n_classes:
+        if cfg.n_classes and self.classifier is None:
             onehot = _one_hot(labels, cfg.n_classes, b, x)
         if self._concat:
             x = torch.cat([x, onehot[:, :, None, None].expand(b, cfg.n_classes, h, w)], dim=1)
@@ -348,4 +362,7 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             # projection: + ⟨embed(y), Σ_spatial φ(x)⟩ (Miyato & Koyama 2018, eq. 3)
             logit = logit + (self.embed(labels.long()) * features.sum((2, 3))).sum(1)
+        if classes:
+            assert self.classifier is not None
+            return logit, self.classifier(features).flatten(1)
         return logit

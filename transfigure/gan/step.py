@@ -7,6 +7,11 @@ Algorithm 1)::
     (1) update D: minimise  L_D(D(x), D(G(z)).detach())  [+ λ·GP]      every step
     (2) update G: minimise  L_G(D(G(z)))                                 every n_critic steps
 
+With an auxiliary classifier (AC-GAN, ``d_conditioning="auxiliary"``) D also minimises
+``w·CE(C(x), y)`` on the real images and G ``w·CE(C(G(z, y)), y)``. Odena et al. (2017) train
+D's classifier on the fakes too; here it learns from real images only, so G is rewarded for
+looking like the real class, never for a code that G and D agree on between themselves.
+
 The run folder around it (files, epochs, resume, EMA, guards) is the engine's
 (:func:`transfigure.training.train`). Exports ``generator.safetensors`` (the EMA generator with
 recalibrated batch norm, for ``transfigure sample``) and ``discriminator.safetensors`` /
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from transfigure import runtime
@@ -39,6 +45,14 @@ __all__ = ["CGANStep", "DCGANStep", "GANStep", "WGANGPStep", "sampling_copy"]
 GAN_PANELS = (
     ("loss", (("loss_d", "D loss"), ("loss_g", "G loss"))),
     ("critic", (("wasserstein", "Wasserstein estimate"), ("gp", "gradient penalty"))),
+    (
+        "class",
+        (
+            ("loss_class_d", "D class loss (real)"),
+            ("loss_class_g", "G class loss"),
+            ("class_acc_fake", "fakes filed under their label"),
+        ),
+    ),
 )
 
 
@@ -137,6 +151,7 @@ class GANStep(Step):
         real, labels = batch
         cfg = self.config
         cond: tuple[Tensor, ...] = (labels,) if cfg.conditional else ()
+        aux = cfg.conditional and cfg.d_conditioning == "auxiliary"
         b = real.shape[0]
         g_turn = (self.d_steps + 1) % cfg.n_critic == 0
         if cfg.flip:
@@ -150,9 +165,13 @@ class GANStep(Step):
         with torch.set_grad_enabled(g_turn), self.autocast():
             fake = (self.g if g_turn else self.generator)(z, *cond)
         with self.autocast():
-            d_real = self.d(real, *cond).float()
+            if aux:
+                d_real, class_real = self.d(real, classes=True)
+                d_real, class_real = d_real.float(), class_real.float()
+            else:
+                d_real = self.d(real, *cond).float()
             d_fake = self.d(fake.detach(), *cond).float()
-            if cfg.mismatch and cfg.conditional:
+            if cfg.mismatch and cfg.conditional and not aux:
                 # matching-aware D (Reed et al. 2016, GAN-CLS): real images under a wrong label
                 # also count as fake, so D learns label-image consistency from real data; the
                 # fake side of every loss then averages fakes and mismatches, ½ each
@@ -160,6 +179,9 @@ class GANStep(Step):
                 wrong = (labels + torch.randint(1, k, labels.shape, device=labels.device)) % k
                 d_fake = torch.cat([d_fake, self.d(real, wrong).float()])
         loss_d = self._d_loss(d_real, d_fake)
+        if aux:
+            loss_class_d = F.cross_entropy(class_real, labels)
+            loss_d = loss_d + cfg.aux_weight * loss_class_d
         gp = torch.zeros((), device=self.device)
         if cfg.gp_weight > 0:
             gp = self._penalty(real, fake.detach(), cond)
@@ -174,10 +196,20 @@ class GANStep(Step):
         out["d_fake"] = d_fake.detach().mean()
         if not cfg.is_critic:  # the share of fakes D calls fake (its logit below 0)
             out["d_fake_acc"] = (d_fake.detach()[:b] < 0).float().mean()
+        if aux:
+            out["loss_class_d"] = loss_class_d.detach()
         if g_turn:
             self.discriminator.requires_grad_(False)
             with self.autocast():
-                loss_g = self.losses.generator(self.discriminator(fake, *cond).float())
+                if aux:
+                    d_g, class_g = self.discriminator(fake, classes=True)
+                    loss_class_g = F.cross_entropy(class_g.float(), labels)
+                    loss_g = self.losses.generator(d_g.float()) + cfg.aux_weight * loss_class_g
+                    # the share of fakes D's classifier files under the label G was given
+                    out["class_acc_fake"] = (class_g.detach().argmax(1) == labels).float().mean()
+                    out["loss_class_g"] = loss_class_g.detach()
+                else:
+                    loss_g = self.losses.generator(self.discriminator(fake, *cond).float())
             self.optimizer_step(loss_g, self.opt_g)
             self.discriminator.requires_grad_(True)
             self.g_steps += 1
