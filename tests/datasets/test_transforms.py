@@ -11,8 +11,10 @@ import torch
 from transfigure.datasets.transforms import (
     PREPROCESS_MODES,
     Pipeline,
+    Resize,
     RoundToMultiple,
     ScaleWidth,
+    ShortSide,
     array_to_tensor,
     denormalize,
     eval_transform,
@@ -93,11 +95,14 @@ def test_eval_transform_explicit_sizes():
 
 
 def test_eval_transform_keep_aspect_takes_the_centre():
-    # left third black, middle white, right third black: the centre square is white-ish
+    # left third black, middle white, right third black: the centre square is white, but for
+    # the bicubic kernel's reach into the black thirds at its two edge columns
     img = np.zeros((30, 90, 3), np.uint8)
     img[:, 30:60] = 255
     out = eval_transform(size=10, keep_aspect=True)(img)
-    torch.testing.assert_close(out, torch.ones(3, 10, 10))
+    assert out.shape == (3, 10, 10)
+    torch.testing.assert_close(out[:, :, 1:-1], torch.ones(3, 10, 8))
+    assert 0.7 < out.min() < 1.0
 
 
 def test_eval_transform_is_deterministic():
@@ -200,6 +205,32 @@ def test_scale_width_transform_keeps_aspect():
     assert out.shape == (15, 20, 3)
     img = _image(30, 20)
     np.testing.assert_array_equal(ScaleWidth(20, min_height=10)(image=img)["image"], img)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_resizes_are_pils_antialiased_bicubic_as_in_the_reference(channels):
+    from PIL import Image
+
+    img = _image(40, 56, channels=channels)
+    pil = Image.fromarray(img[..., 0] if channels == 1 else img)
+    for out_hw in ((20, 28), (64, 80)):  # shrinking (antialiased) and enlarging
+        want = np.asarray(pil.resize(out_hw[::-1], Image.Resampling.BICUBIC))
+        got = Resize(*out_hw)(image=img)["image"]
+        assert got.shape == (*out_hw, channels)
+        np.testing.assert_array_equal(got.reshape(want.shape), want)
+    # resize_and_crop with no room to crop is exactly the reference's transforms.Resize
+    t = train_transform(load_size=24, crop_size=24, flip=False)
+    rgb = _image(40, 56)
+    want = np.asarray(Image.fromarray(rgb).resize((24, 24), Image.Resampling.BICUBIC))
+    torch.testing.assert_close(t(rgb), array_to_tensor(want), rtol=0, atol=0)
+    # a shrink low-passes: a one-pixel checkerboard becomes flat grey (OpenCV's plain bicubic
+    # would alias it into a coarser pattern)
+    board = (np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, 2)
+    assert np.ptp(Resize(16, 16)(image=board)["image"].astype(int)) <= 2
+    short = ShortSide(20)(image=_image(40, 56))["image"]
+    assert short.shape == (20, 28, 3)
+    with pytest.raises(ValueError, match="uint8"):
+        Resize(4, 4)(image=np.zeros((8, 8, 3), np.float32))
 
 
 def test_denormalize():
