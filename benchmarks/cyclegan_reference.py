@@ -100,6 +100,32 @@ def _kept_row(
     return kept["row"]
 
 
+def _look(folder: Path, size: int) -> dict[str, Any]:
+    """What a folder of pictures looks like, in three numbers a probe may key on.
+
+    ``rgb``: the mean colour (0–255 per channel); ``saturation``: the mean HSV saturation
+    (0–255); ``detail``: the mean absolute Laplacian of the grey levels (fine texture, such as
+    stripes or checkerboard artefacts). Images are compared at ``size`` × ``size``.
+    """
+    import numpy as np
+
+    rgb, sat, detail = [], [], []
+    for path in sorted(folder.iterdir()):
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((size, size), Image.BICUBIC)
+            a = np.asarray(im, dtype=np.float32)
+            sat.append(np.asarray(im.convert("HSV"), dtype=np.float32)[..., 1].mean())
+        rgb.append(a.mean((0, 1)))
+        g = a.mean(-1)
+        lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+        detail.append(np.abs(lap).mean())
+    return {
+        "rgb": [round(float(c), 1) for c in np.mean(rgb, 0)],
+        "saturation": round(float(np.mean(sat)), 1),
+        "detail": round(float(np.mean(detail)), 2),
+    }
+
+
 def _contact_sheet(rows: list[list[Path]], out: Path, size: int) -> None:
     sheet = Image.new("RGB", (size * len(rows[0]), size * len(rows)), "white")
     for r, row in enumerate(rows):
@@ -222,6 +248,18 @@ def main(argv: list[str] | None = None) -> int:
         train = "—" if r["train_s"] is None else f"{r['train_s']:.0f}"
         line = f"{r['side']:12} {r['seed']:>4} {train:>8}"
         print(f"{line} {fid:9.1f} {kid:8.2f} {probe:8.2f}")
+    # what the pictures look like: the probe can be fooled by colour alone, so show it
+    target = _look(data / "testB", args.size)
+    looks = {"input testA": _look(data / "testA", args.size), "target testB": target}
+    looks.update({f"{r['side']} {r['seed']}": _look(translated[f"{r['side']}-{r['seed']}"],
+                                                    args.size) for r in rows})  # fmt: skip
+    print(f"\n{'pictures':16} {'mean RGB':>20} {'to testB':>9} {'saturation':>11} {'detail':>7}")
+    for name, look in looks.items():
+        far = sum((a - b) ** 2 for a, b in zip(look["rgb"], target["rgb"], strict=True)) ** 0.5
+        rgb = "/".join(f"{c:.0f}" for c in look["rgb"])
+        print(f"{name:16} {rgb:>20} {far:9.1f} {look['saturation']:11.1f} {look['detail']:7.2f}")
+    meta["looks"] = looks
+    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     order = ", ".join(
         f"{side} {seed}"
         for seed in args.seeds
