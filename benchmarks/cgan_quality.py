@@ -60,6 +60,18 @@ are deterministic: the baseline repeats 0.785 exactly), 25 epochs:
 Not yet ≥ 0.9 with the colour variety of the data, so ``concat`` stays the default. Train
 times of these variants were 420–2150 s on a machine shared with other jobs (not comparable).
 
+More variants (second session of 2026-12-01, same seed and judge):
+
+- Not the resolution: ``--size 32`` (GAN and judge at 32 px, where a shape's radius is 5–9.6
+  px) with the defaults gives 0.595 (circles 0.22, squares 0.45, triangles 0.73, crosses 0.98;
+  diversity 0.98×; 1286 s beside other jobs): the circle and square rows of the grid are the
+  same rounded blob for the same latent, as at 16 px.
+- ``--d-conditioning auxiliary`` (AC-GAN: D predicts the label, G is rewarded for fakes it
+  files correctly): 0.642 (circles 0.44), blobby shapes, diversity 1.17×.
+- ``--d-conditioning projection --d-norm layer --no-mismatch``: 0.520; the matching-aware
+  pass matters. ``… --lr-d 1e-4`` (with mismatch): 0.853, diversity 0.50× (colour collapse).
+- ``--d-conditioning projection --epochs 50``: 0.802 (circles 0.58): longer is not better.
+
 Prints a table on stdout and writes the results as JSON (``benchmarks/results/cgan_quality.json``
 by default). Needs scikit-learn (the ``test`` extra) for the digits.
 """
@@ -343,7 +355,12 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the JSON goes")
     parser.add_argument("--grid", default="", help="folder for sample-vs-real grids (PNG)")
     parser.add_argument("--keep", type=Path, help="keep the data and run folders here")
+    parser.add_argument(
+        "--size", type=int, default=16, choices=(16, 32), help="image side (GAN and judge)"
+    )
     args = parser.parse_args(argv)
+    global SIZE  # read by the data, judge and grid helpers
+    SIZE = args.size
     torch.set_num_threads(args.threads)
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,9 +12,8 @@ translations assigned to domain B. A contact sheet shows eight translations side
 One update of the two is the same computation (checked on identical weights and batches: equal
 losses and weights after each step); what differs is the epoch schedule. The reference's
 ``train.py`` steps its learning-rate schedule one epoch early, so with ``--epochs 4`` it trains
-at 1, ⅔, ⅓ and 0 × lr and transfigure at 1, 1, ⅔, ⅓ (see ``transfigure/cyclegan/schedule.py``);
-and transfigure shrinks images to ``load_size`` with area interpolation, the reference with PIL
-bicubic (a grey level apart on average).
+at 1, ⅔, ⅓ and 0 × lr and transfigure at 1, 1, ⅔, ⅓ (see ``transfigure/cyclegan/schedule.py``).
+Both resize with PIL's bicubic (transfigure shrank with OpenCV's area filter before 2026-12-01).
 
     python benchmarks/cyclegan_reference.py --reference /path/to/pytorch-CycleGAN-and-pix2pix \\
         --data ../shared/data/horse2zebra --size 128 --images 200 --epochs 10 --seeds 0 1
@@ -23,6 +22,16 @@ Each finished run's row is kept in ``OUT/NAME.json`` (``reference-0``, ``transfi
 and reused by a later call with the same settings unless ``--fresh``, so seeds and sides can be
 added run by run (``--sides reference --seeds 1``); the table, ``results.json`` and the contact
 sheet are written from every requested row, new or kept.
+
+Measured 2026-12-01 (128 px, 100 images a domain, 4 epochs = 400 iterations; results in
+``benchmarks/results/cyclegan-reference-128.json``): FID-VGG19 reference 2058.7 / 2151.1 (seeds
+0 / 1), transfigure 2027.0 / 2026.9; KID 103.09 / 104.74 against 102.49 / 103.22; probe → zebra
+0.83 / 0.83 against 0.80 / 0.65. Every translation turns green grass into savanna beige; the
+reference's are more saturated and yellower (mean colour 6.6–9.9 from testB's, ours 22.9–25.9,
+the input 25.0) and carry more fine checkerboard texture (detail 29 against 22–24), which the
+probe reads as zebra: a transfigure run with the reference's effective schedule (1, ⅔, ⅓ × lr
+over 300 iterations) drew strong checkerboard artefacts and scored probe 1.00 with its FID
+worse (2307.9). Neither side draws stripes at this budget.
 
 The reference needs its own small dependency, ``dominate``: ``pip install --target DIR
 dominate`` and pass ``--reference-path DIR``. Runs are long on a CPU (an iteration at 128 px
