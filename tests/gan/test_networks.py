@@ -162,6 +162,28 @@ def test_auxiliary_discriminator_predicts_the_label_without_seeing_it():
         )
 
 
+def test_minibatch_std_lets_the_discriminator_see_a_collapsed_batch():
+    torch.manual_seed(0)
+    cfg = DiscriminatorConfig(image_size=16, channels=1, width=4, norm="layer", minibatch_std=True)
+    d = Discriminator(cfg)
+    assert d.net[-1].in_channels == 8 + 1  # the last features and the spread map
+    assert Discriminator(DiscriminatorConfig(image_size=16, width=4)).net[-1].in_channels == 8
+    varied = torch.randn(6, 1, 16, 16)
+    collapsed = varied[:1].expand(6, -1, -1, -1)
+    # the same image scores differently in a varied batch and in a batch of copies of itself
+    assert not torch.allclose(d(varied)[:1], d(collapsed)[:1])
+    # the spread is exactly the mean over features of their batch standard deviation
+    features = d.net[:-1](varied)
+    spread = features.std(0, unbiased=False).mean()
+    head = torch.cat([features, spread.expand(6, 1, 4, 4)], dim=1)
+    torch.testing.assert_close(d(varied), d.net[-1](head).view(-1))
+    torch.testing.assert_close(
+        d(collapsed),
+        d.net[-1](torch.cat([d.net[:-1](collapsed), torch.zeros(6, 1, 4, 4)], dim=1)).view(-1),
+    )
+    assert torch.isfinite(d(varied[:1])).all()  # a batch of one: spread 0, not NaN
+
+
 def test_class_batch_norm_generator_draws_per_class_and_starts_as_batch_norm():
     torch.manual_seed(0)
     cfg = GeneratorConfig(
@@ -272,7 +294,9 @@ def test_conditioning_variants_rebuild_from_their_model_files(tmp_path):
         DiscriminatorConfig(image_size=16, width=4, n_classes=3, conditioning="projection")
     ).eval()
     a = Discriminator(
-        DiscriminatorConfig(image_size=16, width=4, n_classes=3, conditioning="auxiliary")
+        DiscriminatorConfig(
+            image_size=16, width=4, n_classes=3, conditioning="auxiliary", minibatch_std=True
+        )
     ).eval()
     save_model(g, tmp_path / "g.safetensors", kind="gan-generator", config=g.config)
     save_model(d, tmp_path / "d.safetensors", kind="gan-discriminator", config=d.config)

@@ -75,6 +75,11 @@ class TrainConfig(TrainOptions):
         choices=NORMS,
     )
     dropout: float = option(0.0, "dropout in the discriminator", minimum=0.0)
+    minibatch_std: bool = option(
+        False,
+        "give D the batch's feature standard deviation as one more feature map, so that a "
+        "generator collapsing to a few modes is told apart (Karras et al. 2018)",
+    )
     g_conditioning: str = option(
         "concat",
         "cgan: how G sees the label: a one-hot vector beside z, or a per-class scale and shift "
@@ -185,6 +190,7 @@ class TrainConfig(TrainOptions):
             norm=self.d_norm,
             dropout=self.dropout,
             conditioning=self.d_conditioning,
+            minibatch_std=self.minibatch_std,
         )
 
 

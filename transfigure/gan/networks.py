@@ -132,6 +132,9 @@ class DiscriminatorConfig:
             (Miyato & Koyama 2018), or ``"auxiliary"``: D does not see the label but predicts it
             with a second head (AC-GAN, Odena et al. 2017). The default is the older one, so
             that model files written before the field existed rebuild the network they hold.
+        minibatch_std: append the batch's mean feature standard deviation as one more feature
+            map before the last layer (Karras et al. 2018, §3), so that D sees how varied a
+            batch is and can reject a generator that collapses to a few modes.
     """
 
     image_size: int = 64
@@ -142,6 +145,7 @@ class DiscriminatorConfig:
     dropout: float = 0.0
     max_width_multiplier: int = 8
     conditioning: str = "concat"
+    minibatch_std: bool = False
 
     def __post_init__(self) -> None:
         _check_common(self.image_size, self.channels, self.width, self.n_classes)
@@ -319,7 +323,8 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             if config.dropout:
                 layers.append(nn.Dropout(config.dropout))
-        layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0))  # base×base → 1×1 logit
+        extra = 1 if config.minibatch_std else 0  # the minibatch standard deviation map
+        layers.append(nn.Conv2d(widths[-1] + extra, 1, base, 1, 0))  # base×base → 1×1 logit
         self.net = nn.Sequential(*layers)
         self.embed: nn.Embedding | None = None
         if config.n_classes and config.conditioning == "projection":
@@ -358,7 +363,12 @@ class Discriminator(nn.Module):
         if self._concat:
             x = torch.cat([x, onehot[:, :, None, None].expand(b, cfg.n_classes, h, w)], dim=1)
         features = self.net[:-1](x)  # (B, widths[-1], base, base)
-        logit = self.net[-1](features).view(-1)  # (B, 1, 1, 1) → (B,)
+        head = features
+        if cfg.minibatch_std:
+            # one number per batch: the features' standard deviation over the batch, averaged
+            spread = features.float().std(0, unbiased=False).mean().to(features.dtype)
+            head = torch.cat([features, spread.expand(b, 1, *features.shape[2:])], dim=1)
+        logit = self.net[-1](head).view(-1)  # (B, 1, 1, 1) → (B,)
         if self.embed is not None:
             # projection: + ⟨embed(y), Σ_spatial φ(x)⟩ (Miyato & Koyama 2018, eq. 3)
             logit = logit + (self.embed(labels.long()) * features.sum((2, 3))).sum(1)
