@@ -262,7 +262,7 @@ def run_case(name: str, extra: str, args: argparse.Namespace, workdir: Path) -> 
     slug = "".join(c if c.isalnum() else "-" for c in tag)
     run_dir = workdir / f"run-{slug}"
     cmd = [
-        sys.executable, "-m", "transfigure", "--quiet", "--device", "cpu", "--seed", "0",
+        sys.executable, "-m", "transfigure", "--quiet", "--device", "cpu", "--seed", str(args.seed),
         "train", "cgan", data, "--image-size", str(SIZE), "--channels", "1",
         "--output", str(run_dir), *shlex.split(extra),
     ]  # fmt: skip
@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument(
         "--size", type=int, default=16, choices=(16, 32), help="image side (GAN and judge)"
     )
+    parser.add_argument("--seed", type=int, default=0, help="the GAN's seed (data and judge fixed)")
     args = parser.parse_args(argv)
     global SIZE  # read by the data, judge and grid helpers
     SIZE = args.size
