@@ -56,7 +56,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import cpu_name  # noqa: E402 (benchmarks/ is the script folder)
 
-SIDES = ("reference", "transfigure")
+SIDES = ("reference", "reference-matched", "transfigure")
+# "reference-matched": the reference given one more constant epoch, so that it trains at
+# transfigure's learning rates (1, 1, ⅔, ⅓ for 4 epochs) and then one epoch at lr 0, which
+# changes no weight (Adam's step is lr × …); the same updates as transfigure's, nominally
+# more iterations
 
 
 def _run(
@@ -181,15 +185,16 @@ def main(argv: list[str] | None = None) -> int:
                 translated[name] = fake
                 print(f"kept: {json.dumps(kept)}", flush=True)
                 continue
-            if side == "reference":
+            if side.startswith("reference"):
                 shutil.rmtree(run, ignore_errors=True)
+                ref_const = n_const + (side == "reference-matched")
                 cmd = [sys.executable, "train.py", "--dataroot", str(data), "--name", name]
                 cmd += ["--model", "cycle_gan", "--checkpoints_dir", str(out)]
                 cmd += ["--load_size", str(load), "--crop_size", str(args.size)]
-                cmd += ["--n_epochs", str(n_const), "--n_epochs_decay", str(n_decay)]
+                cmd += ["--n_epochs", str(ref_const), "--n_epochs_decay", str(n_decay)]
                 cmd += ["--gpu_ids", "-1", "--display_id", "-1", "--no_html", "--num_threads", "0"]
                 # the reference writes latest_net_* when the epoch is a multiple of this
-                cmd += ["--save_epoch_freq", str(args.epochs), "--print_freq", "100000"]
+                cmd += ["--save_epoch_freq", str(ref_const + n_decay), "--print_freq", "100000"]
                 seconds = _run(cmd, ref_env, cwd=args.reference, log=out / f"{name}.log")
                 model = out / f"{name}.safetensors"
                 _run([*tf, "models", "import", str(run / "latest_net_G_A.pth"), "-o", str(model),
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = [
         translated[f"{side}-{seed}"]
         for seed in args.seeds
-        for side in ("transfigure", "reference")
+        for side in ("transfigure", "reference", "reference-matched")
         if side in args.sides
     ]
     inputs = sorted((data / "testA").iterdir())[:8]
@@ -249,30 +254,30 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"\n{meta}")
-    print(f"{'side':12} {'seed':>4} {'train s':>8} {'FID-VGG':>9} {'KID':>8} {'probe→B':>8}")
+    print(f"{'side':17} {'seed':>4} {'train s':>8} {'FID-VGG':>9} {'KID':>8} {'probe→B':>8}")
     for r in rows:
         fid, kid = r["scores"]["fid"], r["scores"]["kid_mean"]
         probe = r["probe"]["fraction_target"]
         # a run resumed after an interruption has no comparable training time
         train = "—" if r["train_s"] is None else f"{r['train_s']:.0f}"
-        line = f"{r['side']:12} {r['seed']:>4} {train:>8}"
+        line = f"{r['side']:17} {r['seed']:>4} {train:>8}"
         print(f"{line} {fid:9.1f} {kid:8.2f} {probe:8.2f}")
     # what the pictures look like: the probe can be fooled by colour alone, so show it
     target = _look(data / "testB", args.size)
     looks = {"input testA": _look(data / "testA", args.size), "target testB": target}
     looks.update({f"{r['side']} {r['seed']}": _look(translated[f"{r['side']}-{r['seed']}"],
                                                     args.size) for r in rows})  # fmt: skip
-    print(f"\n{'pictures':16} {'mean RGB':>20} {'to testB':>9} {'saturation':>11} {'detail':>7}")
+    print(f"\n{'pictures':21} {'mean RGB':>20} {'to testB':>9} {'saturation':>11} {'detail':>7}")
     for name, look in looks.items():
         far = sum((a - b) ** 2 for a, b in zip(look["rgb"], target["rgb"], strict=True)) ** 0.5
         rgb = "/".join(f"{c:.0f}" for c in look["rgb"])
-        print(f"{name:16} {rgb:>20} {far:9.1f} {look['saturation']:11.1f} {look['detail']:7.2f}")
+        print(f"{name:21} {rgb:>20} {far:9.1f} {look['saturation']:11.1f} {look['detail']:7.2f}")
     meta["looks"] = looks
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     order = ", ".join(
         f"{side} {seed}"
         for seed in args.seeds
-        for side in ("transfigure", "reference")
+        for side in ("transfigure", "reference", "reference-matched")
         if side in args.sides
     )
     print(f"contact sheet: {out / 'side_by_side.png'} (columns: input, {order})")

@@ -171,6 +171,51 @@ def test_auxiliary_classifier_trains_d_on_real_labels_and_rewards_g_for_its_labe
     assert not torch.allclose(moved[0], moved[1])
 
 
+def test_mode_seeking_ratio_known_values():
+    from transfigure.gan.step import GANStep
+
+    fake = torch.zeros(5, 1, 2, 2)
+    fake[2] = 0.5  # pair (0, 2): images 0.5 apart everywhere
+    fake[3] = torch.tensor([[1.0, -1.0], [0.0, 0.0]])  # pair (1, 3): mean |Δ| 0.5
+    z = torch.zeros(5, 4)
+    z[2] = 2.0  # latent distance 2
+    z[3, :2] = 1.0  # latent distance 0.5
+    ratio = GANStep._mode_seeking_ratio(fake, z, 2)
+    torch.testing.assert_close(ratio, torch.tensor([0.25, 1.0]))
+
+
+def test_mode_seeking_pairs_fakes_under_one_label_and_spreads_them():
+    real, labels = torch.rand(16, 3, 16, 16) * 2 - 1, torch.arange(16) % 4
+    torch.manual_seed(0)
+    step = make_step("cgan", mode_seeking=1.0)
+    seen = []
+    g = step.g
+
+    def spy(z, labels):
+        seen.append(labels)
+        return g(z, labels)
+
+    step.g = spy
+    stats = step.train_step((real, labels))
+    assert "mode_seeking" in stats
+    torch.testing.assert_close(seen[0][:8], seen[0][8:])  # pair i and i + 8 share a label
+    assert set(seen[0].tolist()) == {0, 1, 2, 3}
+    # the term enters G's update: the same seeded run without it ends with its fakes closer
+    ratios = []
+    for weight in (0.0, 10.0):
+        torch.manual_seed(0)
+        other = make_step("cgan", mode_seeking=weight, lr_g=1e-3)
+        for _ in range(8):
+            other.train_step((real, labels))
+        z = torch.randn(16, other.config.latent_dim, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            fake = other.generator(z, torch.cat([labels[:8], labels[:8]]))
+        ratios.append(other._mode_seeking_ratio(fake, z, 8).mean().item())
+    assert ratios[1] > 1.2 * ratios[0]
+    with pytest.raises(ValueError, match="batch-size"):
+        preset("cgan", data="shapes", mode_seeking=1.0, batch_size=1)
+
+
 @pytest.mark.parametrize(
     ("name", "precision"), [("dcgan", "bf16"), ("wgan-gp", "bf16"), ("wgan-gp", "fp16")]
 )

@@ -71,7 +71,8 @@ class TrainConfig(TrainOptions):
     )
     d_norm: str = option(
         "batch",
-        "discriminator normalisation (no batch norm with a gradient penalty)",
+        "discriminator normalisation: of the activations (batch, layer, instance; no batch "
+        "norm with a gradient penalty) or of the weights (spectral, Miyato et al. 2018)",
         choices=NORMS,
     )
     dropout: float = option(0.0, "dropout in the discriminator", minimum=0.0)
@@ -106,6 +107,13 @@ class TrainConfig(TrainOptions):
     clip_value: float = option(0.0, "weight clipping of the original WGAN (0 = none)", minimum=0.0)
     label_smoothing: float = option(0.0, "one-sided label smoothing (bce loss)", minimum=0.0)
     label_noise: float = option(0.0, "probability of flipping a label (bce loss)", minimum=0.0)
+    mode_seeking: float = option(
+        0.0,
+        "weight of the mode-seeking term (Mao et al. 2019): G is penalised when two latents "
+        "(under the same label for a cgan) give nearly the same image, against mode and colour "
+        "collapse (0 = off; the paper uses 1)",
+        minimum=0.0,
+    )
     mismatch: bool = option(
         False,
         "cgan: also show D real images under wrong labels as fakes (matching-aware D; not with "
@@ -153,7 +161,7 @@ class TrainConfig(TrainOptions):
             # is not defined (Gulrajani et al. 2017, §4)
             raise ValueError(
                 "the gradient penalty needs a critic without batch norm: use --d-norm layer, "
-                "instance or none"
+                "instance, spectral or none"
             )
         if not all(0.0 <= b < 1.0 for b in (self.beta1, self.beta2)):
             raise ValueError(f"betas must be in [0, 1), got {self.beta1}, {self.beta2}")
@@ -165,6 +173,8 @@ class TrainConfig(TrainOptions):
             raise ValueError("label smoothing must be in [0, 1) and label noise in [0, 0.5]")
         if (self.label_smoothing or self.label_noise) and self.loss != "bce":
             raise ValueError("label smoothing and label noise apply to the bce loss only")
+        if self.mode_seeking > 0 and self.batch_size < 2:
+            raise ValueError("mode seeking compares pairs of fakes: it needs --batch-size >= 2")
         if self.mismatch and not self.conditional:
             raise ValueError("mismatch (wrong-label real images) needs a conditional GAN")
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 __all__ = [
     "SUPPORTED_IMAGE_SIZES",
@@ -42,7 +43,7 @@ __all__ = [
 
 SUPPORTED_IMAGE_SIZES = (16, 28, 32, 64, 128, 256)
 UPSAMPLE_MODES = ("transpose", "nearest")
-NORMS = ("batch", "layer", "instance", "none")
+NORMS = ("batch", "layer", "instance", "spectral", "none")
 CONDITIONINGS = ("concat", "projection", "auxiliary")
 G_CONDITIONINGS = ("concat", "batchnorm")
 
@@ -123,7 +124,11 @@ class DiscriminatorConfig:
             ``width × max_width_multiplier``.
         n_classes: number of class labels for a conditional GAN; 0 = unconditional.
         norm: ``"batch"`` (DCGAN discriminator) or, for a WGAN-GP critic, ``"layer"``,
-            ``"instance"`` or ``"none"``. Never applied to the input layer.
+            ``"instance"`` or ``"none"``; these are never applied to the input layer.
+            ``"spectral"`` normalises the weights instead of the activations: every layer's
+            weight is divided by its largest singular value (Miyato et al. 2018, one power
+            iteration per training forward), so D is 1-Lipschitz per layer without removing
+            any per-image brightness or contrast from its view.
         dropout: dropout probability after each hidden LeakyReLU (0 = none).
         max_width_multiplier: cap on the width multiplier.
         conditioning: how a label enters (used only if ``n_classes > 0``): ``"concat"``, one-hot
@@ -307,7 +312,8 @@ class Discriminator(nn.Module):
         base, n = _resolution_plan(config.image_size)
         cap = config.max_width_multiplier
         widths = [config.width * min(2**j, cap) for j in range(n)]
-        bias = config.norm == "none"  # a following norm layer makes a conv bias redundant
+        # a following activation norm makes a conv bias redundant
+        bias = config.norm in ("none", "spectral")
         self._concat = config.n_classes if config.conditioning == "concat" else 0
         layers: list[nn.Module] = [
             nn.Conv2d(config.channels + self._concat, widths[0], 4, 2, 1, bias=bias),
@@ -334,6 +340,11 @@ class Discriminator(nn.Module):
             # the class head mirrors the logit's: base×base → 1×1, one map per class
             self.classifier = nn.Conv2d(widths[-1], config.n_classes, base, 1, 0)
         init_dcgan_weights(self, generator=generator)
+        if config.norm == "spectral":
+            # after the initialisation, which writes the plain weights
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                    spectral_norm(m)
 
     @staticmethod
     def _norm(kind: str, channels: int) -> nn.Module | None:

@@ -7,6 +7,11 @@ Algorithm 1)::
     (1) update D: minimise  L_D(D(x), D(G(z)).detach())  [+ λ·GP]      every step
     (2) update G: minimise  L_G(D(G(z)))                                 every n_critic steps
 
+With ``mode_seeking`` λ > 0 (MSGAN, Mao et al. 2019) the second half of each batch of fakes
+reuses the first half's labels, and G also minimises ``λ·mean(1 / (r + ε))`` over the pairs,
+``r = mean|G(z₁) − G(z₂)| / mean|z₁ − z₂|``: two latents that give nearly the same image cost G,
+whatever D can or cannot see (a layer-norm D is blind to an image's contrast, for one).
+
 With an auxiliary classifier (AC-GAN, ``d_conditioning="auxiliary"``) D also minimises
 ``w·CE(C(x), y)`` on the real images and G ``w·CE(C(G(z, y)), y)``. Odena et al. (2017) train
 D's classifier on the fakes too; here it learns from real images only, so G is rewarded for
@@ -53,7 +58,10 @@ GAN_PANELS = (
             ("class_acc_fake", "fakes filed under their label"),
         ),
     ),
+    ("modes", (("mode_seeking", "image / latent distance of paired fakes"),)),
 )
+
+MODE_SEEKING_EPS = 1e-5  # MSGAN's ε in 1 / (r + ε)
 
 
 @torch.no_grad()
@@ -162,15 +170,20 @@ class GANStep(Step):
         # The fakes keep their graph on generator turns so that step (2) reuses them, as in
         # pytorch/examples dcgan; D only ever sees them detached.
         z = torch.randn(b, cfg.latent_dim, device=self.device)
+        fake_labels = labels
+        pairs = b // 2 if cfg.mode_seeking > 0 else 0
+        if pairs and cfg.conditional:  # each pair of fakes shares a label
+            fake_labels = torch.cat([labels[:pairs], labels[:pairs], labels[2 * pairs :]])
+        fake_cond = (fake_labels,) if cfg.conditional else ()
         with torch.set_grad_enabled(g_turn), self.autocast():
-            fake = (self.g if g_turn else self.generator)(z, *cond)
+            fake = (self.g if g_turn else self.generator)(z, *fake_cond)
         with self.autocast():
             if aux:
                 d_real, class_real = self.d(real, classes=True)
                 d_real, class_real = d_real.float(), class_real.float()
             else:
                 d_real = self.d(real, *cond).float()
-            d_fake = self.d(fake.detach(), *cond).float()
+            d_fake = self.d(fake.detach(), *fake_cond).float()
             if cfg.mismatch and cfg.conditional and not aux:
                 # matching-aware D (Reed et al. 2016, GAN-CLS): real images under a wrong label
                 # also count as fake, so D learns label-image consistency from real data; the
@@ -203,13 +216,18 @@ class GANStep(Step):
             with self.autocast():
                 if aux:
                     d_g, class_g = self.discriminator(fake, classes=True)
-                    loss_class_g = F.cross_entropy(class_g.float(), labels)
+                    loss_class_g = F.cross_entropy(class_g.float(), fake_labels)
                     loss_g = self.losses.generator(d_g.float()) + cfg.aux_weight * loss_class_g
                     # the share of fakes D's classifier files under the label G was given
-                    out["class_acc_fake"] = (class_g.detach().argmax(1) == labels).float().mean()
+                    filed = class_g.detach().argmax(1) == fake_labels
+                    out["class_acc_fake"] = filed.float().mean()
                     out["loss_class_g"] = loss_class_g.detach()
                 else:
-                    loss_g = self.losses.generator(self.discriminator(fake, *cond).float())
+                    loss_g = self.losses.generator(self.discriminator(fake, *fake_cond).float())
+            if pairs:
+                ratio = self._mode_seeking_ratio(fake, z, pairs)
+                loss_g = loss_g + cfg.mode_seeking * (1.0 / (ratio + MODE_SEEKING_EPS)).mean()
+                out["mode_seeking"] = ratio.detach().mean()
             self.optimizer_step(loss_g, self.opt_g)
             self.discriminator.requires_grad_(True)
             self.g_steps += 1
@@ -221,6 +239,15 @@ class GANStep(Step):
         if cfg.is_critic:
             out["wasserstein"] = out["d_real"] - out["d_fake"]
         return out
+
+    @staticmethod
+    def _mode_seeking_ratio(fake: Tensor, z: Tensor, pairs: int) -> Tensor:
+        """Per pair ``(fake[i], fake[i + pairs])``: mean absolute image distance over mean
+        absolute latent distance, ``(pairs,)`` in fp32 (MSGAN's ``d_I / d_z``)."""
+        f = fake.float().flatten(1)
+        image = (f[:pairs] - f[pairs : 2 * pairs]).abs().mean(1)
+        latent = (z[:pairs] - z[pairs : 2 * pairs]).abs().mean(1)
+        return image / latent
 
     def _d_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         cfg = self.config
