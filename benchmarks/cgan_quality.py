@@ -28,6 +28,11 @@ Usage::
     python benchmarks/cgan_quality.py --datasets shapes --extra "--d-conditioning projection" \
         --grid /tmp/grids                                  # a variant; PNG of samples vs real
 
+Since 2026-12-01 (third session) the cgan default G upsamples by nearest neighbour +
+convolution (``--upsample nearest``): shapes 0.850 / 0.810 (seeds 0 / 1) with the data's
+variety (0.98×), digits 0.995 / 0.996. The figures below up to that point are for the earlier
+default, transposed convolutions (``--upsample transpose``).
+
 Measured (Intel Xeon, 2 shared cores, one thread, ``--seed 0``, cgan defaults: 25 epochs,
 batch 64, Adam 2e-4, matching-aware D with batch norm):
 
@@ -81,7 +86,30 @@ More variants (second session of 2026-12-01, same seed and judge):
   stop the colour collapse. On the digits ``--upsample nearest`` keeps 0.995 (every digit
   ≥ 0.97; diversity 0.56–0.95× the data's; 128 s): a candidate default, not yet changed.
   With ``--seed 1``: shapes 0.775 (defaults) against 0.810 (nearest), digits 0.998 against
-  0.996 — the same direction as seed 0, each gap inside the judge's noise.
+  0.996 — the same direction as seed 0, each gap inside the judge's noise. The demo's smaller
+  cGAN (8 epochs, width 32) labels its digits 0.974 / 0.976 (seeds 0 / 1) with nearest
+  upsampling against 0.972 / 0.984: the default since.
+
+Why the layer-norm D loses the colours, and what did not bring them back (third session, seed
+0, all with ``--upsample nearest``; 4 runs on 2 shared cores, 260–560 s each). Layer norm
+divides each image's features by their own spread: scaling one image's contrast scales every
+bias-free convolution and LeakyReLU output before the first norm, which divides it out again,
+so this D cannot tell a faint shape from a stark one (``tests/gan/test_networks.py`` pins it).
+
+- ``--d-norm spectral`` (new; weights divided by their largest singular value, no activation
+  norm, so D sees contrast): concat 0.752, projection 0.800 (circles 0.68, squares 0.72),
+  diversity 0.95–0.96×: every grey level, but soft, blurry shapes. With SNGAN's usual
+  training (``--loss hinge --lr-d 4e-4 --lr-g 1e-4 --beta1 0 --beta2 0.9``) 0.623; with
+  ``--n-critic 2 --lr-d 4e-4`` 0.755 (diversity 0.70×).
+- ``--mode-seeking`` (new; MSGAN) on projection + layer norm: weight 1 0.710, with noisy
+  black-and-white blobs (diversity 1.34×, not the data's variety but noise).
+- A bias on D's first convolution (an experiment, not an option: the WGAN-GP reference
+  critic has one, ours has none when a norm follows later layers), projection + layer norm:
+  0.943 (circles 0.95, squares 0.97, triangles 0.96, crosses 0.89), and the grids show grey
+  levels again, but every sample is light on dark (diversity 0.56×); with ``--minibatch-std``
+  0.887 (0.60×), with ``--mode-seeking 0.1`` 0.740 (0.90×; light and dark grounds again,
+  but faint, ragged shapes). The polarity collapse is a mode
+  dropped by a D that judges each image alone; ≥ 0.9 with the data's variety is still open.
 
 Prints a table on stdout and writes the results as JSON (``benchmarks/results/cgan_quality.json``
 by default). Needs scikit-learn (the ``test`` extra) for the digits.

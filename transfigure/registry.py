@@ -119,9 +119,11 @@ TRAINERS: dict[str, Trainer] = {
         "Train a conditional GAN on labelled data.",
         "Train a conditional DCGAN (Mirza & Osindero 2014) on labelled data: class sub-folders, "
         "shapes, mnist, fashion-mnist or cifar10. The discriminator also sees real images under "
-        "wrong labels as fakes (Reed et al. 2016).\n\n" + _GAN_DATA,
-        # Departure from Mirza & Osindero: the matching-aware discriminator (see gan/config.py)
-        preset={"conditional": True, "mismatch": True},
+        "wrong labels as fakes (Reed et al. 2016); the generator upsamples by nearest neighbour "
+        "and convolution.\n\n" + _GAN_DATA,
+        # Departures from Mirza & Osindero: the matching-aware discriminator and nearest
+        # upsampling in G (measured in gan/config.py)
+        preset={"conditional": True, "mismatch": True, "upsample": "nearest"},
     ),
     "cyclegan": Trainer(
         "cyclegan",

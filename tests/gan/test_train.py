@@ -246,6 +246,7 @@ def test_presets_differ_only_by_values():
     )
     assert wg.d_norm == "layer"
     assert cg.conditional and cg.mismatch and not dc.conditional and not dc.mismatch
+    assert (dc.upsample, wg.upsample, cg.upsample) == ("transpose", "transpose", "nearest")
     assert set(PRESETS) == {"dcgan", "wgan-gp", "cgan"}
     with pytest.raises(ValueError, match="batch norm"):
         preset("wgan-gp", data="shapes", d_norm="batch")

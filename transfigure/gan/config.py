@@ -13,7 +13,11 @@ cgan      bce + NS G     1         0          2e-4, (0.5, .999)  batch norm, lab
 
 Values from Radford et al. (2015, §4), Gulrajani et al. (2017, Algorithm 1) and Mirza &
 Osindero (2014). (+) cgan also shows D real images under wrong labels as fakes (``mismatch``,
-Reed et al. 2016).
+Reed et al. 2016), and its G upsamples by nearest neighbour + convolution instead of
+transposed convolutions (``upsample="nearest"``, Odena et al. 2016): on the synthetic shapes
+its samples show their label 0.850 / 0.810 of the time (seeds 0 / 1) against 0.785 / 0.775,
+with the data's variety; on the digits 0.995 / 0.996 against 0.999 / 0.998
+(``benchmarks/cgan_quality.py``).
 """
 
 from __future__ import annotations
