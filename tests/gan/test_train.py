@@ -311,7 +311,14 @@ def test_cgan_grid_has_one_row_per_label(tmp_path):
 # These configurations draw from every random source the step has: noise, label flips,
 # dropout, horizontal flips, the penalty's interpolation, the data order.
 RESUME_CONFIGS = {
-    "cgan": {"label_noise": 0.1, "label_smoothing": 0.1, "flip": True, "dropout": 0.2},
+    "cgan": {
+        "label_noise": 0.1,
+        "label_smoothing": 0.1,
+        "flip": True,
+        "dropout": 0.2,
+        "d_norm": "spectral",  # its power-iteration vectors are state too
+        "mode_seeking": 0.5,
+    },
     "dcgan": {"label_noise": 0.05, "checkpoint_every": 2},
     "wgan-gp": {"n_critic": 3},
 }
