@@ -315,3 +315,18 @@ def test_help_after_a_command_does_not_announce_its_precision():
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0 and "Usage:" in result.output
         assert "precision:" not in result.output, args
+
+
+def test_a_usage_error_comes_before_device_and_precision():
+    from click.testing import CliRunner
+
+    for args in (["demo", "--bogus"], ["translate", "--bogus"], ["train", "cyclegan", "--nope"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, args
+        assert "No such option" in result.output, args
+        assert "precision:" not in result.output, args
+    if not torch.cuda.is_available():
+        # the bad option is named, not the missing device
+        result = CliRunner().invoke(main, ["--device", "cuda", "translate", "--bogus"])
+        assert result.exit_code == 2
+        assert "No such option" in result.output and "CUDA" not in result.output

@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 some inputs failed or a fatal error, 2 usage error, 130
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import warnings
 from typing import Any
@@ -129,6 +130,12 @@ def _command_position(args: list[str], options: dict[str, int]) -> int | None:
     return None
 
 
+def _unparsed(ctx: click.Context) -> list[str]:
+    """What the parse of a group's own options left: the command name and its arguments."""
+    protected = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args
+    return [*protected, *ctx.args]
+
+
 def _command_chain(group: click.Group, ctx: click.Context, args: list[str]) -> list[click.Command]:
     """The command ``args[0]`` names and, through nested groups, the subcommands after it."""
     chain: list[click.Command] = []
@@ -203,6 +210,26 @@ class LazyGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, self._hoist_global_options(ctx, list(args)))
 
+    def _parse_command_line(self, ctx: click.Context, args: list[str]) -> None:
+        """Parse ``args`` (the command and its arguments, through nested groups) without running
+        anything.
+
+        A usage error or ``--help`` then ends the program before the group's callback resolves
+        the device and precision, which imports torch. The command line is parsed again when
+        the command runs.
+        """
+        group: click.Group = self
+        parent = ctx
+        with contextlib.ExitStack() as contexts:
+            while args:
+                name, command, args = group.resolve_command(parent, args)
+                if name is None or command is None:  # only under resilient parsing
+                    return
+                parent = contexts.enter_context(command.make_context(name, args, parent=parent))
+                if not isinstance(command, click.Group):
+                    return
+                group, args = command, _unparsed(parent)
+
     def _hoist_global_options(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Move this group's options written after the command name to before it.
 
@@ -245,17 +272,14 @@ class LazyGroup(click.Group):
         return args[:position] + moved + kept[position:]
 
     def invoke(self, ctx: click.Context) -> Any:
-        # what follows the group's own options: the group callback reads it (--help after the
-        # subcommand means no work will run)
-        rest = [*getattr(ctx, "_protected_args", ()), *ctx.args]
-        ctx.meta["transfigure.rest"] = rest
+        self._parse_command_line(ctx, _unparsed(ctx))
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
             # Files are written atomically, so nothing half-written stays behind.
             make_console().print("[yellow]interrupted[/yellow]")
             ctx.exit(EXIT_INTERRUPTED)
-        except click.exceptions.Exit:
+        except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as exc:
             if isinstance(exc, _user_errors()):
@@ -305,9 +329,8 @@ def main(ctx: click.Context, device: str, precision: str, seed: int | None, quie
     )
     ctx.obj = state
     _show_own_warnings(ctx, state.console)
-    if _asks_for_help(ctx):
-        return  # the command only prints its help: no device to resolve, no torch to import
-    # Resolve now, so that an unavailable device is a usage error before any work starts.
+    # Resolve now, so that an unavailable device is a usage error before any work starts (the
+    # command line has parsed by now, and asks for no help: see LazyGroup._parse_command_line).
     _ = state.device
     _resolve_precision(ctx, state, precision)
     if seed is not None:
@@ -322,12 +345,6 @@ _TRAINING_COMMANDS = frozenset({"train", "demo"})
 _FP32_COMMANDS = frozenset({"evaluate"})
 #: Commands whose heavy work runs under ``--precision``.
 _COMPUTING_COMMANDS = frozenset({"train", "demo", "translate", "stylize", "evaluate", "sample"})
-
-
-def _asks_for_help(ctx: click.Context) -> bool:
-    """Whether the command line after the group's options asks for a command's help."""
-    rest = ctx.meta.get("transfigure.rest", ())
-    return any(a in ctx.help_option_names for a in rest)
 
 
 def _resolve_precision(ctx: click.Context, state: AppState, requested: str) -> None:
