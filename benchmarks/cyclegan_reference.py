@@ -23,8 +23,9 @@ and reused by a later call with the same settings unless ``--fresh``, so seeds a
 added run by run (``--sides reference --seeds 1``); the table, ``results.json`` and the contact
 sheet are written from every requested row, new or kept.
 
-Measured 2026-12-01 (128 px, 100 images a domain, 4 epochs = 400 iterations; results in
-``benchmarks/results/cyclegan-reference-128.json``): FID-VGG19 reference 2058.7 / 2151.1 (seeds
+Measured 2026-12-01 (128 px, 100 images a domain, 4 epochs = 400 iterations; the figures are
+quoted here, the JSON stays on the machine that ran it: ``benchmarks/results`` is not
+versioned): FID-VGG19 reference 2058.7 / 2151.1 (seeds
 0 / 1), transfigure 2027.0 / 2026.9; KID 103.09 / 104.74 against 102.49 / 103.22; probe → zebra
 0.83 / 0.83 against 0.80 / 0.65. Every translation turns green grass into savanna beige; the
 reference's are more saturated and yellower (mean colour 6.6–9.9 from testB's, ours 22.9–25.9,
@@ -32,6 +33,22 @@ the input 25.0) and carry more fine checkerboard texture (detail 29 against 22�
 probe reads as zebra: a transfigure run with the reference's effective schedule (1, ⅔, ⅓ × lr
 over 300 iterations) drew strong checkerboard artefacts and scored probe 1.00 with its FID
 worse (2307.9). Neither side draws stripes at this budget.
+
+With the schedules matched (``--sides reference-matched``, third session of 2026-12-01: the
+reference trains at transfigure's 1, 1, ⅔, ⅓ × lr, then one epoch at lr 0) the reference is
+better than transfigure on both figures on both seeds: FID 1905.2 / 1960.2, KID 97.46 /
+99.19, probe 0.93 / 0.81, against transfigure's 2027.0 / 2026.9, 102.49 / 103.22, 0.80 / 0.65
+(and over two more seeds, 2 / 3: 2031.4 / 2076.7, 102.98 / 103.97, 0.70 / 0.77). So the
+schedule does not explain the gap. Its translations are mostly more saturated (66–80
+against 54–70; testB 66) and move the palette further (5.6–16.0 from testB's mean colour,
+ours 8.9–25.9); its seed-0 run carries a visible checkerboard, its seed-1 run is the
+cleanest of all. The data pipelines give the same tensors (checked: the decoded files equal
+PIL's, every training crop is the bicubic resize cropped and flipped, 48 flips in 100, 89
+distinct crops), the update is the same computation, the initialisation, pool, losses and
+logged learning rates follow the reference, and the exported generator is the last one
+trained; transfigure's FID is strikingly steady (2027–2077 over four seeds) where the
+reference's spreads (1905–2151). What is left is chance (two reference-matched runs) or a
+difference not yet found.
 
 The reference needs its own small dependency, ``dominate``: ``pip install --target DIR
 dominate`` and pass ``--reference-path DIR``. Runs are long on a CPU (an iteration at 128 px
