@@ -70,6 +70,12 @@ class ForeignGenerator(nn.Module):
         return self.tail(self.up(self.res_blocks(self.down(self.head(x)))))
 
 
+def _assert_same_output(ours: torch.Tensor, foreign: torch.Tensor) -> None:
+    # equal to float rounding: transfigure's instance norm is a group-norm kernel, the foreign
+    # network's PyTorch's instance norm, and the residual blocks compound last-bit differences
+    torch.testing.assert_close(ours, foreign, atol=1e-4, rtol=1e-4)
+
+
 def _randomised(net: nn.Module, seed: int = 0) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -92,7 +98,7 @@ def test_reimplementation_maps_by_structure_and_computes_the_same(affine, bias, 
     if not bias:
         assert any("without bias" in n and "head.1.weight" in n for n in result.notes)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
-    torch.testing.assert_close(result.net(x), foreign(x))
+    _assert_same_output(result.net(x), foreign(x))
 
 
 def test_wrapped_checkpoint_with_extra_keys():
@@ -108,7 +114,7 @@ def test_wrapped_checkpoint_with_extra_keys():
     assert result.notes[0].startswith("weights taken from the entry 'netG' (ignored: epoch, netD")
     assert "module." in result.notes[1]
     x = torch.rand(1, 3, 16, 16)
-    torch.testing.assert_close(result.net(x), foreign(x))
+    _assert_same_output(result.net(x), foreign(x))
 
 
 def test_ambiguous_or_empty_wrappers_are_refused():
@@ -205,4 +211,4 @@ def test_stale_instance_norm_statistics_are_dropped():
     result = convert_generator(state_with_stats)
     assert any("stale InstanceNorm" in n for n in result.notes)
     x = torch.rand(1, 3, 16, 16)
-    torch.testing.assert_close(result.net(x), foreign(x))
+    _assert_same_output(result.net(x), foreign(x))

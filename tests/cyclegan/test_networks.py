@@ -10,6 +10,7 @@ from transfigure.checkpoint import load_model, model_kinds, save_model
 from transfigure.cyclegan.networks import (
     DiscriminatorConfig,
     GeneratorConfig,
+    InstanceNorm2d,
     NLayerDiscriminator,
     PixelDiscriminator,
     ResizeConv2d,
@@ -142,13 +143,60 @@ def test_pixel_discriminator_shape():
     assert net(torch.randn(2, 3, 9, 11)).shape == (2, 1, 9, 11)
 
 
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_instance_norm_equals_torchs(affine, memory_format):
+    torch.manual_seed(0)
+    ours = InstanceNorm2d(5, affine=affine)
+    theirs = nn.InstanceNorm2d(5, affine=affine)
+    if affine:
+        with torch.no_grad():
+            ours.weight.uniform_(0.5, 2.0)
+            ours.bias.uniform_(-1.0, 1.0)
+        theirs.load_state_dict(ours.state_dict())
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    # per-image, per-channel offsets and scales that a batch-wide norm would not remove
+    x = torch.randn(3, 5, 7, 9) * (0.5 + torch.rand(3, 5, 1, 1)) + torch.randn(3, 5, 1, 1) * 3
+    x = x.contiguous(memory_format=memory_format)
+    got = ours(x)
+    torch.testing.assert_close(got, theirs(x.contiguous()), atol=1e-5, rtol=1e-5)
+    if not affine:
+        assert float(got.mean((2, 3)).abs().max()) < 1e-5
+    # unbatched input falls back to PyTorch's layer
+    torch.testing.assert_close(ours(x[0]), theirs(x[0].contiguous()), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_instance_norm_is_as_accurate_as_torchs_on_a_large_mean(memory_format):
+    # a channel at 100 ± 0.01: a variance taken as E[x²] − E[x]² in float32 loses every digit
+    x = 100 + 0.01 * torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    exact = nn.InstanceNorm2d(3).double()(x.double()).float()
+    torch_error = (nn.InstanceNorm2d(3)(x) - exact).abs().max()
+    x = x.contiguous(memory_format=memory_format)
+    assert (InstanceNorm2d(3)(x) - exact).abs().max() <= 2 * torch_error + 1e-4
+
+
+def test_instance_norm_gradients():
+    norm = InstanceNorm2d(2, affine=True).double()
+    x = torch.randn(2, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(norm, (x,))
+
+
+def test_instance_norm_channel_mismatch_behaves_as_torchs():
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="num_features"):  # a scale and shift for 4 channels
+        InstanceNorm2d(4, affine=True)(x)
+    with pytest.warns(UserWarning, match="num_features"):  # without them PyTorch only warns
+        torch.testing.assert_close(InstanceNorm2d(4)(x), nn.InstanceNorm2d(3)(x))
+
+
 @pytest.mark.parametrize("norm", ["instance", "batch", "none"])
 def test_norms(norm):
     net = ResnetGenerator(ngf=4, n_blocks=1, norm=norm)
     kinds = {type(m) for m in net.modules()}
-    expected = {"instance": nn.InstanceNorm2d, "batch": nn.BatchNorm2d, "none": None}[norm]
+    expected = {"instance": InstanceNorm2d, "batch": nn.BatchNorm2d, "none": None}[norm]
     if expected is None:
-        assert not kinds & {nn.InstanceNorm2d, nn.BatchNorm2d}
+        assert not kinds & {InstanceNorm2d, nn.BatchNorm2d}
         assert net.model[1].bias is not None  # departure from the reference: keep the bias
     else:
         assert expected in kinds

@@ -1,8 +1,8 @@
 """One CycleGAN update against the algorithm written out in plain PyTorch.
 
 The written-out update is the published CycleGAN training step with the reference
-implementation's settings (checked against that implementation on identical weights and
-batches, where the two agreed bit for bit): LSGAN targets 1/0, λ_A = λ_B = 10, identity
+implementation's settings (checked against that implementation on identical weights, batches
+and pool draws by ``benchmarks/cyclegan_lockstep.py``): LSGAN targets 1/0, λ_A = λ_B = 10, identity
 weight 0.5·λ, the discriminator loss halved, one Adam (lr 2e-4, betas 0.5/0.999) over both
 generators and one over both discriminators, the generators updated first, then ``D_A`` on real
 B against ``G_A``'s fakes and ``D_B`` on real A against ``G_B``'s, the fakes being those made
@@ -54,9 +54,26 @@ def _written_out_step(nets: dict, opts: tuple, real_A, real_B, lam: float = 10.0
     return {k: v.detach() for k, v in losses.items()}
 
 
+def _relative(ours: list[torch.Tensor], theirs: list[torch.Tensor]) -> float:
+    num = sum(float((a - b).double().square().sum()) for a, b in zip(ours, theirs, strict=True))
+    return (num / sum(float(b.double().square().sum()) for b in theirs)) ** 0.5
+
+
 def test_updates_equal_the_written_out_algorithm():
+    """Each update, from the same state (weights, Adam moments), computes the written-out
+    algorithm's losses and gradients, to float rounding.
+
+    The states are synchronised before every step rather than compared after several: a
+    rounding-level difference (the step runs G's two inputs as one batch, the written-out
+    algorithm one at a time) turns into ±lr at Adam's first step for any weight whose gradient
+    is itself rounding noise, and GAN training compounds that within a few steps.
+
+    48 px, not less: a discriminator this narrow on a 32-px image has channels of a few pixels
+    with almost no spread before its instance norms, where a rounding-level change of its input
+    moves a LeakyReLU kink and with it 2 % of the gradient (in float64 as much as in float32).
+    """
     cfg = TrainConfig(
-        data_root="unused", ngf=4, ndf=4, net_g="resnet_6blocks", load_size=36, crop_size=32,
+        data_root="unused", ngf=4, ndf=4, net_g="resnet_6blocks", load_size=52, crop_size=48,
     )  # fmt: skip
     step = CycleGANStep(cfg, device="cpu", precision="fp32")
     step.start_epoch(0)
@@ -69,22 +86,21 @@ def test_updates_equal_the_written_out_algorithm():
 
     opts = (adam("G_A", "G_B"), adam("D_A", "D_B"))
     g = torch.Generator().manual_seed(0)
-    for _ in range(2):  # the pool still fills: it hands back the new fakes
-        real_A = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
-        real_B = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    for _ in range(3):  # the pool still fills: it hands back the new fakes
+        for name, net in step.networks().items():
+            nets[name].load_state_dict(net.state_dict())
+        for theirs, ours in zip(opts, (step.opt_G, step.opt_D), strict=True):
+            theirs.load_state_dict(ours.state_dict())
+        real_A = torch.rand(1, 3, 48, 48, generator=g) * 2 - 1
+        real_B = torch.rand(1, 3, 48, 48, generator=g) * 2 - 1
         got = step.train_step({"A": real_A.clone(), "B": real_B.clone()})
         expected = _written_out_step(nets, opts, real_A, real_B)
         for name, value in expected.items():
-            torch.testing.assert_close(got[name], value, msg=name)
-    # Compared: the weights and what the networks compute. Not the biases of convolutions
-    # followed by instance norm: the norm cancels them, so their gradients are rounding noise,
-    # which Adam's first steps turn into ±lr moves of either sign (as in the reference).
-    probe = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
-    for name, net in step.networks().items():
-        theirs = dict(nets[name].named_parameters())
-        for key, ours in net.named_parameters():
-            if key.endswith("weight"):
-                torch.testing.assert_close(ours, theirs[key])
-        with torch.no_grad():
-            torch.testing.assert_close(net(probe), nets[name](probe))
+            torch.testing.assert_close(
+                got[name], value, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}"
+            )
+        for name, net in step.networks().items():
+            ours = [p.grad for p in net.parameters()]
+            theirs = [p.grad for p in nets[name].parameters()]
+            assert _relative(ours, theirs) < 1e-3, name
     assert not torch.equal(step.G_A.model[1].weight, before)  # the nets did learn

@@ -145,11 +145,21 @@ class CycleGANStep(TranslationStep):
         mode = cfg.gan_mode
         terms: dict[str, Tensor] = {}
 
-        # (1) translate both ways and back
+        # (1) translate both ways and back, and (with identity terms) keep each domain.
+        # G_A's two inputs (A to translate, B to keep) go through as one batch, and G_B's: the
+        # same per-image computation in fewer, larger calls. Not with batch norm, whose
+        # statistics the two halves would share.
+        identity = cfg.lambda_identity > 0
+        n = real_A.shape[0]
         with self.autocast():
-            fake_B = self.g_a(real_A)
+            if identity and cfg.norm != "batch" and real_A.shape == real_B.shape:
+                fake_B, idt_A = self.g_a(torch.cat([real_A, real_B])).split(n)
+                fake_A, idt_B = self.g_b(torch.cat([real_B, real_A])).split(n)
+            else:
+                fake_B, fake_A = self.g_a(real_A), self.g_b(real_B)
+                if identity:  # G_A should leave a B image unchanged, G_B an A image
+                    idt_A, idt_B = self.g_a(real_B), self.g_b(real_A)
             rec_A = self.g_b(fake_B)
-            fake_A = self.g_b(real_B)
             rec_B = self.g_a(fake_A)
 
         # (2) update G_A and G_B: fool the discriminators, reconstruct, keep identities.
@@ -157,11 +167,10 @@ class CycleGANStep(TranslationStep):
         # backward that gives D no gradients.
         set_requires_grad([self.D_A, self.D_B], False)
         with self.autocast():
-            if cfg.lambda_identity > 0:
-                # G_A should leave a B image unchanged, G_B an A image
+            if identity:
                 w = cfg.lambda_identity
-                terms["idt_A"] = identity_loss(self.g_a(real_B), real_B) * cfg.lambda_b * w
-                terms["idt_B"] = identity_loss(self.g_b(real_A), real_A) * cfg.lambda_a * w
+                terms["idt_A"] = identity_loss(idt_A, real_B) * cfg.lambda_b * w
+                terms["idt_B"] = identity_loss(idt_B, real_A) * cfg.lambda_a * w
             else:
                 terms["idt_A"] = terms["idt_B"] = real_A.new_zeros(())
             terms["G_A"] = generator_adversarial_loss(self.D_A(fake_B), mode)
