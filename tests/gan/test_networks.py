@@ -184,6 +184,46 @@ def test_minibatch_std_lets_the_discriminator_see_a_collapsed_batch():
     assert torch.isfinite(d(varied[:1])).all()  # a batch of one: spread 0, not NaN
 
 
+@pytest.mark.parametrize("conditioning", ["concat", "projection"])
+def test_packed_discriminator_scores_packs_of_consecutive_samples(conditioning):
+    torch.manual_seed(0)
+    cfg = DiscriminatorConfig(
+        image_size=16, channels=1, width=4, n_classes=3, norm="layer", pack=2,
+        conditioning=conditioning,
+    )  # fmt: skip
+    d = Discriminator(cfg)
+    assert d.net[0].in_channels == 2 * (1 + (3 if conditioning == "concat" else 0))
+    x, labels = torch.randn(6, 1, 16, 16), torch.tensor([0, 0, 2, 2, 1, 1])
+    scores = d(x, labels)
+    assert scores.shape == (3,)
+    # pack i is samples 2i and 2i + 1: changing sample 3 moves only the second pack's score
+    y = x.clone()
+    y[3] = torch.randn(1, 16, 16)
+    moved = d(y, labels) != scores
+    assert moved.tolist() == [False, True, False]
+    # a pack is judged as a whole: its two members in the other order score differently
+    swapped = x[[1, 0, 2, 3, 4, 5]]
+    assert d(swapped, labels)[0] != scores[0]
+    # projection reads one label per pack, its first member's; concat each member's own
+    same = d(x, torch.tensor([0, 1, 2, 0, 1, 2]))[0] == scores[0]
+    assert same == (conditioning == "projection")
+    with pytest.raises(ValueError, match="packs of 2"):
+        d(x[:5], labels[:5])
+
+
+def test_first_bias_lets_a_layer_norm_critic_see_contrast():
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 16, 16) * 2 - 1
+    contrast = torch.tensor([1.0, 0.2, 0.5])[:, None, None, None]
+    cfg = DiscriminatorConfig(image_size=16, channels=1, width=4, norm="layer", first_bias=True)
+    d = Discriminator(cfg)
+    init_dcgan_weights(d, std=0.5)
+    with torch.no_grad():
+        d.net[0].bias.normal_(0.0, 0.5)
+    assert d.net[0].bias is not None and d.net[2].bias is None  # only the input layer
+    assert not torch.allclose(d(x), d(contrast * x), atol=1e-3)
+
+
 def test_class_batch_norm_generator_draws_per_class_and_starts_as_batch_norm():
     torch.manual_seed(0)
     cfg = GeneratorConfig(
@@ -303,6 +343,8 @@ def test_dropout_layers_present_when_asked():
         (DiscriminatorConfig, {"dropout": 1.0}, "dropout"),
         (DiscriminatorConfig, {"n_classes": -1}, "n_classes"),
         (DiscriminatorConfig, {"conditioning": "film"}, "conditioning"),
+        (DiscriminatorConfig, {"pack": 0}, "pack"),
+        (DiscriminatorConfig, {"pack": 2, "n_classes": 3, "conditioning": "auxiliary"}, "pack"),
     ],
 )
 def test_bad_configs_are_rejected(cls, kwargs, match):
@@ -339,6 +381,11 @@ def test_conditioning_variants_rebuild_from_their_model_files(tmp_path):
         )
     )
     s = Discriminator(DiscriminatorConfig(image_size=16, width=4, n_classes=3, norm="spectral"))
+    p = Discriminator(
+        DiscriminatorConfig(
+            image_size=16, width=4, n_classes=3, norm="layer", pack=3, first_bias=True
+        )
+    ).eval()
     x = torch.randn(3, 3, 16, 16)
     a(x), s(x, torch.tensor([0, 1, 2]))  # a training step's power iteration, to be kept
     a, s = a.eval(), s.eval()
@@ -346,12 +393,16 @@ def test_conditioning_variants_rebuild_from_their_model_files(tmp_path):
     save_model(d, tmp_path / "d.safetensors", kind="gan-discriminator", config=d.config)
     save_model(a, tmp_path / "a.safetensors", kind="gan-discriminator", config=a.config)
     save_model(s, tmp_path / "s.safetensors", kind="gan-discriminator", config=s.config)
+    save_model(p, tmp_path / "p.safetensors", kind="gan-discriminator", config=p.config)
     g2, _ = load_model(tmp_path / "g.safetensors", kind="gan-generator")
     d2, _ = load_model(tmp_path / "d.safetensors", kind="gan-discriminator")
     a2, _ = load_model(tmp_path / "a.safetensors", kind="gan-discriminator")
     s2, _ = load_model(tmp_path / "s.safetensors", kind="gan-discriminator")
+    p2, _ = load_model(tmp_path / "p.safetensors", kind="gan-discriminator")
     z, labels = torch.randn(3, 8), torch.tensor([0, 1, 2])
     torch.testing.assert_close(s2.eval()(x, labels), s(x, labels), rtol=0, atol=0)
+    assert (p2.config.pack, p2.config.first_bias) == (3, True)
+    torch.testing.assert_close(p2.eval()(x, labels), p(x, labels), rtol=0, atol=0)
     torch.testing.assert_close(g2.eval()(z, labels), g(z, labels), rtol=0, atol=0)
     torch.testing.assert_close(d2.eval()(x, labels), d(x, labels), rtol=0, atol=0)
     for got, want in zip(a2.eval()(x, classes=True), a(x, classes=True), strict=True):

@@ -216,6 +216,56 @@ def test_mode_seeking_pairs_fakes_under_one_label_and_spreads_them():
         preset("cgan", data="shapes", mode_seeking=1.0, batch_size=1)
 
 
+def test_packing_groups_real_and_fake_samples_by_label():
+    # 3 zeros, 4 ones, 1 two, 4 threes: packs of 2 keep 2 + 4 + 0 + 4 samples
+    labels = torch.tensor([1, 0, 3, 1, 0, 2, 3, 3, 0, 1, 3, 1])
+    real = torch.rand(12, 3, 16, 16) * 2 - 1
+    torch.manual_seed(0)
+    step = make_step("cgan", pack=2, mismatch=True)
+    seen_d, seen_g = [], []
+    d, g = step.d, step.g
+
+    def spy_d(x, labels):
+        seen_d.append((x.shape[0], labels.clone()))
+        return d(x, labels)
+
+    def spy_g(z, labels):
+        seen_g.append(labels.clone())
+        return g(z, labels)
+
+    step.d, step.g = spy_d, spy_g
+    stats = step.train_step((real, labels))
+    assert all(math.isfinite(v.item()) for v in stats.values())
+    real_labels = seen_d[0][1]
+    assert seen_d[0][0] == 10 and sorted(real_labels.tolist()) == [0, 0] + [1] * 4 + [3] * 4
+    assert (real_labels[::2] == real_labels[1::2]).all()  # every pack holds one label
+    torch.testing.assert_close(seen_g[0], real_labels)  # the fakes are packed the same way
+    wrong = seen_d[2][1]  # the matching-aware pass: one wrong label per pack
+    assert (wrong[::2] == wrong[1::2]).all() and (wrong != real_labels).all()
+    with pytest.raises(ValueError, match="one label to pack"):
+        step.train_step((real[:4], torch.tensor([0, 1, 2, 3])))
+    with pytest.raises(ValueError, match="mode-seeking"):
+        preset("cgan", data="shapes", pack=2, mode_seeking=1.0)
+    with pytest.raises(ValueError, match="batch-size"):
+        preset("cgan", data="shapes", pack=4, batch_size=6)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan-gp"])
+def test_packing_an_unconditional_batch_drops_the_remainder(name):
+    torch.manual_seed(0)
+    step = make_step(name, pack=3)
+    sizes = []
+    d = step.d
+
+    def spy_d(x, *cond):
+        sizes.append(x.shape[0])
+        return d(x, *cond)
+
+    step.d = spy_d
+    stats = step.train_step(_batch(8))
+    assert sizes[0] == 6 and all(math.isfinite(v.item()) for v in stats.values())
+
+
 @pytest.mark.parametrize(
     ("name", "precision"), [("dcgan", "bf16"), ("wgan-gp", "bf16"), ("wgan-gp", "fp16")]
 )

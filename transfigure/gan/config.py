@@ -85,6 +85,18 @@ class TrainConfig(TrainOptions):
         "give D the batch's feature standard deviation as one more feature map, so that a "
         "generator collapsing to a few modes is told apart (Karras et al. 2018)",
     )
+    pack: int = option(
+        1,
+        "PacGAN (Lin et al. 2018): D judges packs of this many samples stacked along the "
+        "channels (of one label in a cgan), so a generator that drops a mode is told apart "
+        "(1 = off)",
+        minimum=1,
+    )
+    d_first_bias: bool = option(
+        False,
+        "a bias on D's input convolution also when --d-norm layer or instance normalises the "
+        "later layers (without it such a D cannot see an image's contrast)",
+    )
     g_conditioning: str = option(
         "concat",
         "cgan: how G sees the label: a one-hot vector beside z, or a per-class scale and shift "
@@ -181,6 +193,13 @@ class TrainConfig(TrainOptions):
             raise ValueError("mode seeking compares pairs of fakes: it needs --batch-size >= 2")
         if self.mismatch and not self.conditional:
             raise ValueError("mismatch (wrong-label real images) needs a conditional GAN")
+        if self.pack > 1:
+            if self.conditional and self.d_conditioning == "auxiliary":
+                raise ValueError("--pack needs a D that sees the labels, not auxiliary")
+            if self.mode_seeking > 0:
+                raise ValueError("--pack and --mode-seeking pair the fakes differently: use one")
+            if self.batch_size < 2 * self.pack:
+                raise ValueError(f"--pack {self.pack} needs --batch-size >= {2 * self.pack}")
 
     def generator_config(self, n_classes: int) -> GeneratorConfig:
         """G's architecture for data with ``n_classes`` labels (used only if conditional)."""
@@ -205,6 +224,8 @@ class TrainConfig(TrainOptions):
             dropout=self.dropout,
             conditioning=self.d_conditioning,
             minibatch_std=self.minibatch_std,
+            pack=self.pack,
+            first_bias=self.d_first_bias,
         )
 
 

@@ -140,6 +140,14 @@ class DiscriminatorConfig:
         minibatch_std: append the batch's mean feature standard deviation as one more feature
             map before the last layer (Karras et al. 2018, §3), so that D sees how varied a
             batch is and can reject a generator that collapses to a few modes.
+        pack: PacGAN (Lin et al. 2018): D judges ``pack`` consecutive samples at once, stacked
+            along the channels, and gives one logit per pack. A generator that drops a mode
+            makes packs whose members look too alike, which one sample alone cannot show. A
+            conditional D takes one label per pack (the caller groups samples of a label).
+        first_bias: give the input convolution a bias even when an activation norm follows the
+            later layers. Without it, a layer- or instance-norm D divides every image's
+            contrast out again (its first layers are linear in the image up to LeakyReLU), so
+            it cannot tell a faint image from a stark one.
     """
 
     image_size: int = 64
@@ -151,9 +159,15 @@ class DiscriminatorConfig:
     max_width_multiplier: int = 8
     conditioning: str = "concat"
     minibatch_std: bool = False
+    pack: int = 1
+    first_bias: bool = False
 
     def __post_init__(self) -> None:
         _check_common(self.image_size, self.channels, self.width, self.n_classes)
+        if self.pack < 1:
+            raise ValueError(f"pack must be >= 1, got {self.pack}")
+        if self.pack > 1 and self.n_classes and self.conditioning == "auxiliary":
+            raise ValueError("pack > 1 needs a D that sees the labels, not 'auxiliary'")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -302,8 +316,11 @@ class Discriminator(nn.Module):
     Shapes:
         ``forward(x, labels)``: x ``(B, channels, S, S)`` in [-1, 1], labels ``(B,)`` int64
         (required iff ``n_classes > 0``, unused by an ``"auxiliary"`` D) → ``(B,)`` unbounded
-        logits (no sigmoid). ``forward(x, classes=True)`` of an ``"auxiliary"`` D returns
-        ``(logits, class_logits)``, the latter ``(B, n_classes)``.
+        logits (no sigmoid); with ``pack`` m > 1, B must be a multiple of m, samples
+        ``i·m … i·m + m − 1`` form pack i and the logits are ``(B / m,)``; a projection D reads
+        the label of a pack's first member, a concat D each member's own one-hot channels.
+        ``forward(x, classes=True)`` of an ``"auxiliary"`` D returns ``(logits,
+        class_logits)``, the latter ``(B, n_classes)``.
     """
 
     def __init__(self, config: DiscriminatorConfig, *, generator: torch.Generator | None = None):
@@ -316,7 +333,14 @@ class Discriminator(nn.Module):
         bias = config.norm in ("none", "spectral")
         self._concat = config.n_classes if config.conditioning == "concat" else 0
         layers: list[nn.Module] = [
-            nn.Conv2d(config.channels + self._concat, widths[0], 4, 2, 1, bias=bias),
+            nn.Conv2d(
+                (config.channels + self._concat) * config.pack,
+                widths[0],
+                4,
+                2,
+                1,
+                bias=bias or config.first_bias,
+            ),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         if config.dropout:
@@ -373,6 +397,13 @@ class Discriminator(nn.Module):
             onehot = _one_hot(labels, cfg.n_classes, b, x)
         if self._concat:
             x = torch.cat([x, onehot[:, :, None, None].expand(b, cfg.n_classes, h, w)], dim=1)
+        if cfg.pack > 1:
+            if b % cfg.pack:
+                raise ValueError(f"a batch of {b} does not split into packs of {cfg.pack}")
+            b //= cfg.pack
+            x = x.reshape(b, -1, h, w)  # consecutive samples side by side in the channels
+            if labels is not None:
+                labels = labels[:: cfg.pack]
         features = self.net[:-1](x)  # (B, widths[-1], base, base)
         head = features
         if cfg.minibatch_std:

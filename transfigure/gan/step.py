@@ -158,6 +158,8 @@ class GANStep(Step):
         """
         real, labels = batch
         cfg = self.config
+        if cfg.pack > 1:
+            real, labels = self._into_packs(real, labels)
         cond: tuple[Tensor, ...] = (labels,) if cfg.conditional else ()
         aux = cfg.conditional and cfg.d_conditioning == "auxiliary"
         b = real.shape[0]
@@ -189,7 +191,8 @@ class GANStep(Step):
                 # also count as fake, so D learns label-image consistency from real data; the
                 # fake side of every loss then averages fakes and mismatches, ½ each
                 k = self.generator_config.n_classes
-                wrong = (labels + torch.randint(1, k, labels.shape, device=labels.device)) % k
+                shift = torch.randint(1, k, (b // cfg.pack,), device=labels.device)
+                wrong = (labels + shift.repeat_interleave(cfg.pack)) % k  # one per pack
                 d_fake = torch.cat([d_fake, self.d(real, wrong).float()])
         loss_d = self._d_loss(d_real, d_fake)
         if aux:
@@ -208,7 +211,7 @@ class GANStep(Step):
         out = {"loss_d": loss_d.detach(), "d_real": d_real.detach().mean()}
         out["d_fake"] = d_fake.detach().mean()
         if not cfg.is_critic:  # the share of fakes D calls fake (its logit below 0)
-            out["d_fake_acc"] = (d_fake.detach()[:b] < 0).float().mean()
+            out["d_fake_acc"] = (d_fake.detach()[: b // cfg.pack] < 0).float().mean()
         if aux:
             out["loss_class_d"] = loss_class_d.detach()
         if g_turn:
@@ -240,6 +243,27 @@ class GANStep(Step):
             out["wasserstein"] = out["d_real"] - out["d_fake"]
         return out
 
+    def _into_packs(self, real: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Reorder a batch so that samples ``i·m … i·m + m − 1`` form pack i (``m = pack``), all
+        of one label in a cgan; the samples that fill no pack are left out of this step. The
+        fakes take the same labels in the same order, so their packs match the real ones."""
+        m = self.config.pack
+        if not self.config.conditional:
+            keep = torch.arange(real.shape[0] - real.shape[0] % m, device=real.device)
+        else:
+            order = torch.argsort(labels, stable=True)
+            grouped = labels[order]
+            counts = torch.bincount(grouped, minlength=self.generator_config.n_classes)
+            starts = torch.cumsum(counts, 0) - counts
+            rank = torch.arange(len(order), device=labels.device) - starts[grouped]
+            keep = order[rank < (counts // m * m)[grouped]]
+        if keep.numel() == 0:
+            raise ValueError(
+                f"a batch of {real.shape[0]} holds no {m} samples of one label to pack: use a "
+                "larger --batch-size or a smaller --pack"
+            )
+        return real[keep], labels[keep]
+
     @staticmethod
     def _mode_seeking_ratio(fake: Tensor, z: Tensor, pairs: int) -> Tensor:
         """Per pair ``(fake[i], fake[i + pairs])``: mean absolute image distance over mean
@@ -258,6 +282,8 @@ class GANStep(Step):
         return self.losses.discriminator(d_real, d_fake)
 
     def _penalty(self, real: Tensor, fake: Tensor, cond: tuple[Tensor, ...]) -> Tensor:
+        # with --pack the critic scores packs; the interpolation weight and the gradient norm
+        # stay per image, which pulls each member's norm (not the pack's) towards 1
         if self.precision == "fp16":
             # the penalty's double backward in fp16 would need the loss scale inside
             # autograd.grad; computing it in fp32 is simpler and exact
