@@ -9,10 +9,11 @@ while transfigure's take ``--seeds``). Each trained G_A (A→B) translates the s
 FID and KID on bundled-VGG19 features against ``testB``, and the linear probe's share of
 translations assigned to domain B. A contact sheet shows eight translations side by side.
 
-One update of the two is the same computation (checked on identical weights and batches: equal
-losses and weights after each step); what differs is the epoch schedule. The reference's
-``train.py`` steps its learning-rate schedule one epoch early, so with ``--epochs 4`` it trains
-at 1, ⅔, ⅓ and 0 × lr and transfigure at 1, 1, ⅔, ⅓ (see ``transfigure/cyclegan/schedule.py``).
+One update of the two is the same computation (``benchmarks/cyclegan_lockstep.py``: identical
+weights, batches and pool draws give equal losses and weights, bit for bit over 100 steps);
+what differs is the epoch schedule. The reference's ``train.py`` steps its learning-rate
+schedule one epoch early, so with ``--epochs 4`` it trains at 1, ⅔, ⅓ and 0 × lr and
+transfigure at 1, 1, ⅔, ⅓ (see ``transfigure/cyclegan/schedule.py``).
 Both resize with PIL's bicubic (transfigure shrank with OpenCV's area filter before 2026-12-01).
 
     python benchmarks/cyclegan_reference.py --reference /path/to/pytorch-CycleGAN-and-pix2pix \\
@@ -34,21 +35,31 @@ probe reads as zebra: a transfigure run with the reference's effective schedule 
 over 300 iterations) drew strong checkerboard artefacts and scored probe 1.00 with its FID
 worse (2307.9). Neither side draws stripes at this budget.
 
-With the schedules matched (``--sides reference-matched``, third session of 2026-12-01: the
-reference trains at transfigure's 1, 1, ⅔, ⅓ × lr, then one epoch at lr 0) the reference is
-better than transfigure on both figures on both seeds: FID 1905.2 / 1960.2, KID 97.46 /
-99.19, probe 0.93 / 0.81, against transfigure's 2027.0 / 2026.9, 102.49 / 103.22, 0.80 / 0.65
-(and over two more seeds, 2 / 3: 2031.4 / 2076.7, 102.98 / 103.97, 0.70 / 0.77). So the
-schedule does not explain the gap. Its translations are mostly more saturated (66–80
-against 54–70; testB 66) and move the palette further (5.6–16.0 from testB's mean colour,
-ours 8.9–25.9); its seed-0 run carries a visible checkerboard, its seed-1 run is the
-cleanest of all. The data pipelines give the same tensors (checked: the decoded files equal
-PIL's, every training crop is the bicubic resize cropped and flipped, 48 flips in 100, 89
-distinct crops), the update is the same computation, the initialisation, pool, losses and
-logged learning rates follow the reference, and the exported generator is the last one
-trained; transfigure's FID is strikingly steady (2027–2077 over four seeds) where the
-reference's spreads (1905–2151). What is left is chance (two reference-matched runs) or a
-difference not yet found.
+With the schedules matched (``--sides reference-matched``, third and fourth sessions of
+2026-12-01: the reference trains at transfigure's 1, 1, ⅔, ⅓ × lr, then one epoch at lr 0),
+four seeds a side:
+
+    seed                     0        1        2        3     mean
+    FID-VGG19  reference   1905.2   1960.2   2062.7   2026.5   1988.7
+               transfigure 2027.0   2026.9   2031.4   2076.7   2040.5
+    KID-VGG19  reference    97.46    99.19   102.86   102.32   100.46
+               transfigure 102.49   103.22   102.98   103.97   103.17
+    probe      reference     0.93     0.81     0.87     0.83     0.86
+               transfigure   0.80     0.65     0.70     0.77     0.73
+
+FID and KID overlap (the reference's seeds 2 and 3 fall among transfigure's), the probe does
+not: every reference run scores at least 0.81, every transfigure run at most 0.80. The
+contact sheet of all eight shows the same picture on every run (green meadows turned savanna
+beige, the horses kept, no stripes); the reference's seeds 0 and 2 carry a visible
+checkerboard texture (seed 0 the strongest, and the highest probe), transfigure's seeds 1 and
+2 paint dark horses violet and seed 3 tints them green; the reference's seed 2 is as pale as
+transfigure's (saturation 53). Checked equal: the training step (the lockstep benchmark, on
+the reference's own batches and pool draws), the data pipeline (the decoded files equal PIL's,
+every training crop is the bicubic resize cropped and flipped, 48 flips in 100, 89 distinct
+crops), the initialisation's distribution layer by layer, the logged learning rates, and the
+exported generator (the last one trained). What differs between the sides is only which
+random numbers each run draws; whether the probe gap is that chance or a difference in how
+the data is sampled is not settled by four runs a side.
 
 The reference needs its own small dependency, ``dominate``: ``pip install --target DIR
 dominate`` and pass ``--reference-path DIR``. Runs are long on a CPU (an iteration at 128 px
