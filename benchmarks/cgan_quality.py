@@ -116,12 +116,12 @@ bias now an option; 1 thread beside other jobs). ``--pack m`` (PacGAN, Lin et al
 D judge m samples of one label together, so it sees a batch that drops a polarity:
 
 - ``--pack 2``: 0.618 (circles 0.38, squares 0.71, triangles 0.64, crosses 0.74), diversity
-  1.02× the data's (per class 0.98–1.06×): both polarities and every grey level are back, the
-  same latent giving the same colours under every label, but the shapes are soft blobs
+  1.02× the data's (per class 1.02–1.07×): both polarities and every grey level are back,
+  the same latent giving the same colours under every label, but the shapes are soft blobs
   (285 s). ``--pack 4``: 0.343 (0.93×, 236 s).
 - ``--pack 2 --d-width 128``: 0.718 (1.03×, 550 s).
 - ``--pack 2 --epochs 50``: 0.838 (circles 0.70, squares 0.78, triangles 0.94, crosses 0.93),
-  diversity 0.99× (per class 0.98–1.01×): circles, squares and triangles recognisable in both
+  diversity 0.99× (per class 0.99–1.01×): circles, squares and triangles recognisable in both
   polarities, crosses ragged, low contrast and some texture noise (607 s). Packing slows
   learning the shapes but keeps the variety; at 50 epochs it is level with the default's 0.850
   (which keeps 0.98× the variety too), not above it.
