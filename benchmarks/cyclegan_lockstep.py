@@ -119,13 +119,15 @@ def _ratio(num: float, den: float) -> float:
 
 
 def _state(reference: Any) -> dict[str, Any]:
-    """The reference's training state: weights, optimiser states, pooled images (copies)."""
+    """The reference's training state: weights, optimiser states, pooled images (copies).
+    ``nets`` holds each network's parameters: the same tensors as in ``buffers``."""
+    state = {n: copy.deepcopy(getattr(reference, "net" + n).state_dict()) for n in NETS}
     return {
         "nets": {
-            n: {k: v.detach().clone() for k, v in getattr(reference, "net" + n).named_parameters()}
+            n: {k: state[n][k] for k, _ in getattr(reference, "net" + n).named_parameters()}
             for n in NETS
         },
-        "buffers": {n: copy.deepcopy(getattr(reference, "net" + n).state_dict()) for n in NETS},
+        "buffers": state,
         "opt_G": copy.deepcopy(reference.optimizer_G.state_dict()),
         "opt_D": copy.deepcopy(reference.optimizer_D.state_dict()),
         "pool_fake_A": [im.clone() for im in reference.fake_A_pool.images],
