@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn import init
 
+from transfigure.winograd import Conv3x3
+
 __all__ = [
     "NORMS",
     "INIT_TYPES",
@@ -139,7 +141,7 @@ class ResnetBlock(nn.Module):
         for second in (False, True):
             pad, layers_pad = _padding(padding_type, 1)
             layers += layers_pad
-            layers += [nn.Conv2d(dim, dim, kernel_size=3, padding=pad, bias=bias), norm_layer(dim)]
+            layers += [Conv3x3(dim, dim, padding=pad, bias=bias), norm_layer(dim)]
             if not second:
                 layers.append(nn.ReLU(True))
                 if use_dropout:
