@@ -28,7 +28,7 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -80,20 +80,34 @@ def _transforms(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tenso
     return _matrices[key]
 
 
-def _kernel_transform(weight: Tensor) -> Tensor:
-    """(K, C, 3, 3) kernels → (36, K, C) in the Winograd domain."""
+def _kernel_transform(weight: Tensor, reuse: bool = False) -> Tensor:
+    """(K, C, 3, 3) kernels → (36, K, C) in the Winograd domain (in the workspace with
+    ``reuse``)."""
     k, c = weight.shape[:2]
     _, gg, _ = _transforms(weight.dtype, weight.device)
-    return (gg @ weight.reshape(k * c, 9).t()).view(_PATCH * _PATCH, k, c)
+    u = _product(torch.mm, gg, weight.reshape(k * c, 9).t(), "kernels", weight, reuse)
+    return u.view(_PATCH * _PATCH, k, c)
+
+
+def _product(
+    op: Callable[..., Tensor], a: Tensor, b: Tensor, slot: str, like: Tensor, reuse: bool
+) -> Tensor:
+    """``op(a, b)`` (``torch.mm`` or ``torch.bmm``), written into the workspace with
+    ``reuse``; without, an ordinary differentiable product."""
+    if not reuse:
+        return op(a, b)
+    return op(a, b, out=_workspace(slot, (*a.shape[:-1], b.shape[-1]), like))
 
 
 def _workspace(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-    """A thread's reusable buffer for one of the tile transform's temporaries.
+    """A thread's reusable buffer for one of the transforms' temporaries.
 
-    The temporaries are several MB each and between the sizes of the network's activations;
-    allocated afresh on every call, they leave holes in the heap that the activations cannot
-    reuse, which raised a ResNet generator's peak memory by about 50 MB at 256². Kept per
-    thread, dtype and device, each grows to the largest size asked for and is reused.
+    The temporaries are several MB each, between the sizes of the network's activations;
+    allocated afresh on every call they leave holes in the heap that the activations cannot
+    reuse, which raised a ResNet generator's peak memory by 50-200 MB (forward and backward
+    at 256²). Each slot is kept per thread, dtype and device and grows to the largest size
+    asked for: about 20 MB for a generator's inference at 256², 100 MB for its training with
+    two images a batch.
     """
     buffers: dict[tuple[str, torch.dtype, torch.device], Tensor]
     buffers = _state.__dict__.setdefault("buffers", {})
@@ -160,15 +174,14 @@ class _WinogradConv(torch.autograd.Function):
         # time, not of all (2.25× the weights and the output each)
         for k0 in range(0, k, _GROUP):
             k1 = min(k, k0 + _GROUP)
-            m = torch.bmm(_kernel_transform(weight[k0:k1]), vt)  # (36, k1 - k0, N·P)
-            y = (aa @ m.view(_PATCH * _PATCH, -1)).view(_TILE, _TILE, k1 - k0, n, th, tw)
-            y = y.permute(3, 2, 4, 0, 5, 1)
-            del m
+            u = _kernel_transform(weight[k0:k1], reuse=True)
+            m = _product(torch.bmm, u, vt, "products", x, True)  # (36, k1 - k0, N·P)
+            y = _product(torch.mm, aa, m.view(_PATCH * _PATCH, -1), "outputs", x, True)
+            y = y.view(_TILE, _TILE, k1 - k0, n, th, tw).permute(3, 2, 4, 0, 5, 1)
             if bias is None:
                 out[:, k0:k1].copy_(y)
             else:
                 torch.add(y, bias[k0:k1].view(1, -1, 1, 1, 1, 1), out=out[:, k0:k1])
-            del y
         out = out.view(n, k, th * _TILE, tw * _TILE)
         if th * _TILE != h or tw * _TILE != w:
             out = out[:, :, :h, :w].contiguous()
@@ -188,20 +201,28 @@ class _WinogradConv(torch.autograd.Function):
         if th * _TILE != h or tw * _TILE != w:
             grad = F.pad(grad, (0, tw * _TILE - w, 0, th * _TILE - h))
         bb, gg, aa = _transforms(x.dtype, x.device)
+        # with create_graph (a gradient penalty) every step must stay differentiable: no
+        # workspace, no out= arguments; otherwise the large temporaries live in the workspace
+        reuse = not torch.is_grad_enabled()
         # the output transform's transpose: (N, K, th·4, tw·4) → (36, K, N·P)
         gy = grad.reshape(n, k, th, _TILE, tw, _TILE).permute(3, 5, 1, 0, 2, 4)
-        gm = (aa.t() @ gy.reshape(_TILE * _TILE, -1)).view(_PATCH * _PATCH, k, -1)
+        if reuse:
+            gy = _workspace("grad tiles", gy.shape, x).copy_(gy)
+        gm = _product(torch.mm, aa.t(), gy.reshape(_TILE * _TILE, -1), "products", x, reuse)
+        gm = gm.view(_PATCH * _PATCH, k, -1)
         grad_x = grad_w = None
         if need_w:
-            # with create_graph (a gradient penalty) every step stays differentiable
-            v, _, _ = _tiles(x, reuse=not torch.is_grad_enabled())
-            gu = torch.bmm(gm, v)  # (36, K, C)
+            v, _, _ = _tiles(x, reuse=reuse)
+            gu = _product(torch.bmm, gm, v, "kernel grads", x, reuse)  # (36, K, C)
             grad_w = (gg.t() @ gu.view(_PATCH * _PATCH, -1)).t().reshape(k, c, 3, 3)
         if need_x:
-            u = _kernel_transform(weight)
-            gv = torch.bmm(u.transpose(1, 2), gm)  # (36, C, N·P)
-            gd = (bb.t() @ gv.view(_PATCH * _PATCH, -1)).view(_PATCH, _PATCH, c, n, th, tw)
-            cols = gd.permute(3, 2, 0, 1, 4, 5).reshape(n, c * _PATCH * _PATCH, th * tw)
+            u = _kernel_transform(weight, reuse)
+            gv = _product(torch.bmm, u.transpose(1, 2), gm, "grad tiles 2", x, reuse)
+            gd = _product(torch.mm, bb.t(), gv.view(_PATCH * _PATCH, -1), "tiles", x, reuse)
+            gd = gd.view(_PATCH, _PATCH, c, n, th, tw).permute(3, 2, 0, 1, 4, 5)
+            if reuse:  # "products" (gm) is no longer needed
+                gd = _workspace("products", gd.shape, x).copy_(gd)
+            cols = gd.reshape(n, c * _PATCH * _PATCH, th * tw)
             size = (th * _TILE + 2, tw * _TILE + 2)
             grad_x = F.fold(cols, size, kernel_size=_PATCH, stride=_TILE)
             if size != (hp, wp):
