@@ -36,6 +36,10 @@ norm, 100 steps with pool 50 (50 of them drawing from the pools): every loss ter
 1.3e-6 of the reference's at every step, gradients median 3.6e-4 apart (largest 1.0e-2); with
 the generators also taking two images per call, 40 steps with pool 20: loss terms within
 1.5e-6, gradients median 1.9e-3 apart (largest 1.1e-2): equal to float rounding.
+At 64 px the residual blocks' 16×16 maps are below the size where transfigure computes its
+3×3 convolutions with Winograd's algorithm (``transfigure/winograd.py``); from 128 px on they
+take that path, which rounds differently again (relative 1e-5 per convolution), and
+``TRANSFIGURE_WINOGRAD=0`` compares with PyTorch's kernels instead.
 
 ``--free-running`` lets each side carry its own state instead: bit-identical kernels then stay
 identical (before the group-norm instance norm the two sides were: 100 steps as above, every

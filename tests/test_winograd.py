@@ -80,8 +80,10 @@ def test_pays_off_only_for_large_float32_cpu_layers() -> None:
     big = torch.zeros(1, 256, 34, 34)
     assert pays_off(big, 256)
     assert pays_off(torch.zeros(1, 256, 32, 32), 256, padding=(1, 1))
-    assert not pays_off(big, 128)  # few output channels
-    assert not pays_off(torch.zeros(1, 128, 34, 34), 256)  # few input channels
+    assert not pays_off(big, 128)  # 128 output channels: only from 64×64 on
+    assert not pays_off(torch.zeros(1, 128, 34, 34), 256)  # the same for input channels
+    assert pays_off(torch.zeros(1, 128, 66, 66), 128)
+    assert not pays_off(torch.zeros(1, 64, 258, 258), 64)  # 64 channels: never
     assert not pays_off(torch.zeros(1, 256, 18, 18), 256)  # 16×16: too few tiles
     assert pays_off(torch.zeros(4, 256, 18, 18), 256)  # ... unless the batch brings them
     assert not pays_off(big.double(), 256)
@@ -146,10 +148,12 @@ def test_conv3x3_refuses_other_geometries(name: str, value: int) -> None:
         Conv3x3(4, 4, **{name: value})
 
 
-def test_resnet_generator_output_unchanged_to_rounding() -> None:
-    # 128 px puts the 256-channel blocks at 32×32, where the Winograd path is taken
+@pytest.mark.parametrize("antialias", [False, True])
+def test_resnet_generator_output_unchanged_to_rounding(antialias: bool) -> None:
+    # 128 px puts the 256-channel blocks at 32×32, where the Winograd path is taken (and, in
+    # the antialiased layout, the stride-1 128→256 convolution at 64×64)
     torch.manual_seed(0)
-    net = ResnetGenerator(n_blocks=2).eval()
+    net = ResnetGenerator(n_blocks=2, antialias=antialias).eval()
     x = torch.rand(1, 3, 128, 128) * 2 - 1
     with torch.no_grad():
         fast = net(x)

@@ -273,21 +273,17 @@ def _cpu_autocast() -> bool:
 def pays_off(x: Tensor, out_channels: int, padding: tuple[int, int] = (0, 0)) -> bool:
     """Whether the Winograd path is faster than PyTorch's kernel for this input.
 
-    Float32 on the CPU, not under autocast, at least 256 channels in and out and 1,024 output
-    pixels or more over the batch (``benchmarks/winograd.py``, one core of a Xeon with AVX-512:
-    forward and backward 1.1-1.9× faster there; below 256 channels or 32×32, or with 64 to 128
-    channels at large sizes, PyTorch's kernel is as fast or faster).
+    Float32 on the CPU, not under autocast, and either at least 256 channels in and out and
+    1,024 output pixels over the batch, or at least 128 channels and 4,096 pixels
+    (``benchmarks/winograd.py``, one core of a Xeon with AVX-512: forward and backward
+    1.1-2.2× faster there; with fewer channels or pixels PyTorch's kernel is as fast or
+    faster).
     """
-    return (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and not _cpu_autocast()
-        and x.dim() == 4
-        and x.shape[1] >= 256
-        and out_channels >= 256
-        and x.shape[0] * (x.shape[2] + 2 * padding[0] - 2) * (x.shape[3] + 2 * padding[1] - 2)
-        >= 32 * 32
-    )
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 4 or _cpu_autocast():
+        return False
+    pixels = x.shape[0] * (x.shape[2] + 2 * padding[0] - 2) * (x.shape[3] + 2 * padding[1] - 2)
+    channels = min(x.shape[1], out_channels)
+    return (channels >= 256 and pixels >= 32 * 32) or (channels >= 128 and pixels >= 64 * 64)
 
 
 class Conv3x3(nn.Conv2d):
