@@ -232,10 +232,16 @@ def keep_freed_memory() -> bool:
     threshold to its maximum (32 MiB) and the trim threshold to 1 GiB keeps freed blocks in the
     heap: 3,500 faults per pass, the same peak RSS. Inference commands call this once; it is a
     no-op (``False``) where the C library is not glibc.
+
+    It also asks MKL (the matrix products of :mod:`transfigure.winograd`) to return its
+    buffers to that heap instead of keeping its own pool (``MKL_DISABLE_FAST_MM``, read when
+    MKL first allocates; a value already in the environment is kept): about 10 MB less peak
+    memory for a translate run.
     """
     import ctypes
     import sys
 
+    os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
     if not sys.platform.startswith("linux"):
         return False
     try:
