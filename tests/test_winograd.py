@@ -150,8 +150,7 @@ def test_conv3x3_refuses_other_geometries(name: str, value: int) -> None:
 
 @pytest.mark.parametrize("antialias", [False, True])
 def test_resnet_generator_output_unchanged_to_rounding(antialias: bool) -> None:
-    # 128 px puts the 256-channel blocks at 32×32, where the Winograd path is taken (and, in
-    # the antialiased layout, the stride-1 128→256 convolution at 64×64)
+    # 128 px puts the 256-channel blocks at 32×32, where the Winograd path is taken
     torch.manual_seed(0)
     net = ResnetGenerator(n_blocks=2, antialias=antialias).eval()
     x = torch.rand(1, 3, 128, 128) * 2 - 1

@@ -17,7 +17,11 @@ what an image or a gradient step can tell apart.
 :class:`Conv3x3` is an :class:`torch.nn.Conv2d` (same parameters and ``state_dict`` keys) that
 takes this path where it pays off (:func:`pays_off`) and the ordinary one everywhere else:
 other devices, other dtypes (bf16 autocast stays on the direct kernels, whose bf16 rounding
-would be amplified by the transforms), small layers. :func:`enabled` turns it off for a block
+would be amplified by the transforms), small layers. The ResNet generators' residual blocks
+use it (translate and training); VGG19 and the CUT generator's stride-1 sampling layers do not
+yet: at their sizes (128 channels at 256×192 in style transfer) the per-thread workspace would
+hold a few hundred MB, too much for the 1.8× it buys in fp32 until the transforms are done in
+tile-row chunks. :func:`enabled` turns it off for a block
 of code, for example to compare with a reference bit for bit; ``TRANSFIGURE_WINOGRAD=0`` in the
 environment turns it off for a whole process.
 """

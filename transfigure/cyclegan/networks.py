@@ -306,9 +306,9 @@ class ResnetGenerator(nn.Module):
         n_downsampling = 2
         for i in range(n_downsampling):
             mult = 2**i
-            conv = Conv3x3 if antialias else functools.partial(nn.Conv2d, stride=2)
+            stride = 1 if antialias else 2
             model += [
-                conv(ngf * mult, ngf * mult * 2, kernel_size=3, padding=1, bias=use_bias),
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=stride, padding=1, bias=use_bias),
                 norm_layer(ngf * mult * 2),
                 nn.ReLU(True),
             ]
@@ -322,7 +322,7 @@ class ResnetGenerator(nn.Module):
             in_c, out_c = ngf * mult, ngf * mult // 2
             if antialias:
                 model.append(Upsample(in_c))
-                up: nn.Module = Conv3x3(in_c, out_c, padding=1, bias=use_bias)
+                up: nn.Module = nn.Conv2d(in_c, out_c, 3, stride=1, padding=1, bias=use_bias)
             elif upsample == "transpose":
                 up = nn.ConvTranspose2d(
                     in_c, out_c, 3, stride=2, padding=1, output_padding=1, bias=use_bias

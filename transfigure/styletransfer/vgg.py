@@ -33,7 +33,6 @@ import torch
 from torch import Tensor, nn
 
 from transfigure.events import Event
-from transfigure.winograd import Conv3x3
 
 __all__ = [
     "CAFFE_MEAN_BGR",
@@ -160,7 +159,7 @@ class VGGFeatures(nn.Module):
             if name.startswith("conv"):
                 c_in, c_out = next(conv)
                 pad = pad_first if i == 0 else "zeros"
-                modules.append(Conv3x3(c_in, c_out, padding=1, padding_mode=pad))
+                modules.append(nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode=pad))
             elif name.startswith("relu"):
                 # Not in place: a caller may ask for a conv output and the following ReLU.
                 modules.append(nn.ReLU(inplace=False))
