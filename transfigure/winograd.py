@@ -8,8 +8,9 @@ channels × tiles) instead of 9 shifted ones of the same size: 2.25 fewer multip
 4×4 tile than the direct method, 4× fewer per output pixel. The transforms are small fixed
 matrices applied with one matrix product each.
 
-On one Zen 4 core, a 256-channel layer at 64² (the ResNet generator's blocks) takes about 20 ms
-against 31 ms for PyTorch's oneDNN kernel, forward; the backward pass saves more. The price is
+On one core of the Xeon (AVX-512) this was measured on, a 256-channel layer at 64² (the ResNet
+generator's blocks) takes 30 ms against 46 ms for PyTorch's oneDNN kernel forward, and 89
+against 166 ms forward and backward (``benchmarks/winograd.py``). The price is
 rounding: the transforms use the points 0, ±1, ±2, which makes results about ten times less
 exact than the direct method's (relative error ~1e-5 instead of ~1e-6 in float32), far below
 what an image or a gradient step can tell apart.
@@ -21,9 +22,9 @@ would be amplified by the transforms), small layers. The ResNet generators' resi
 use it (translate and training); VGG19 and the CUT generator's stride-1 sampling layers do not
 yet: at their sizes (128 channels at 256×192 in style transfer) the per-thread workspace would
 hold a few hundred MB, too much for the 1.8× it buys in fp32 until the transforms are done in
-tile-row chunks. :func:`enabled` turns it off for a block
-of code, for example to compare with a reference bit for bit; ``TRANSFIGURE_WINOGRAD=0`` in the
-environment turns it off for a whole process.
+tile-row chunks. :func:`enabled` turns it off for a block of code, for example to compare with a
+reference bit for bit; ``TRANSFIGURE_WINOGRAD=0`` in the environment turns it off for a whole
+process.
 """
 
 from __future__ import annotations
@@ -298,7 +299,7 @@ class Conv3x3(nn.Conv2d):
     :class:`~torch.nn.Conv2d` it replaces; ``padding`` and ``padding_mode`` work as there (the
     Winograd path pads first). The kernels are transformed on every call (about 2 ms for 256
     channels, 5 % of a ResNet generator's pass): keeping them would cost 2.25× the weights'
-    memory.
+    memory. Inputs that are not 4-D take PyTorch's path.
     """
 
     def __init__(self, in_channels: int, out_channels: int, **kwargs: object) -> None:
@@ -312,7 +313,7 @@ class Conv3x3(nn.Conv2d):
         if isinstance(self.padding, str) or not is_enabled():
             return super().forward(input)
         ph, pw = self.padding
-        if input.dim() != 4 or not pays_off(input, self.out_channels, (ph, pw)):
+        if not pays_off(input, self.out_channels, (ph, pw)):
             return super().forward(input)
         if ph or pw:
             mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
