@@ -32,6 +32,9 @@ def test_permutation_p_exact_values(bench):
     assert bench._permutation_p([1, 4], [2, 3]) == pytest.approx(4 / 6)
     # unequal sizes: 1 against 2, ours the lowest -> 1 of C(3, 1) = 3
     assert bench._permutation_p([0.1], [0.5, 0.9]) == pytest.approx(1 / 3)
+    # large values with ties: swapping equal values is a tie, whatever the summation order
+    big = [2035.2, 2039.3, 2035.2]
+    assert bench._permutation_p(big[:2], big[2:] + [2100.7]) == pytest.approx(3 / 6)
 
 
 def _row(side, seed, fid, kid, probe):
